@@ -1,0 +1,122 @@
+"""Selective MoE FFN for the bottleneck: token-level top-k routing over small gated experts.
+
+Experts are GDFN-style gated MLPs. GDFN's depthwise conv needs spatial neighbours, which a routed token has
+lost, so one shared depthwise conv runs *before* routing and gives every token its local context.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GatedExpert(nn.Module):
+    """One expert: Linear -> GELU-gated halves -> Linear, on a flat batch of tokens."""
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        self.expand = nn.Linear(channels, 2 * hidden)
+        self.project = nn.Linear(hidden, channels)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        value, gate = self.expand(tokens).chunk(2, dim=-1)
+        return self.project(F.gelu(value) * gate)
+
+
+class Routing(NamedTuple):
+    expert: torch.Tensor  # (T, k) chosen expert per token and choice
+    gate: torch.Tensor  # (T, k) weight of each choice
+    kept: torch.Tensor  # (T, k) False where the expert was over capacity (token bypasses it)
+    probs: torch.Tensor  # (T, E) router probabilities
+    logits: torch.Tensor  # (T, E)
+
+
+class SelectiveMoEFFN(nn.Module):
+    """Top-1/top-2 routed experts with a capacity limit in training, Switch balance loss and router z-loss.
+
+    At inference there is no capacity limit (a token's output never depends on the rest of the image, which
+    keeps tiling exact) and each expert runs only on its own tokens.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        expansion: float,
+        num_experts: int,
+        top_k: int,
+        capacity_factor: float,
+        balance_weight: float,
+        zloss_weight: float,
+        router_noise: float,
+    ) -> None:
+        super().__init__()
+        self.num_experts, self.top_k = num_experts, top_k
+        self.capacity_factor = capacity_factor
+        self.balance_weight, self.zloss_weight = balance_weight, zloss_weight
+        self.router_noise = router_noise
+        self.context = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.router = nn.Linear(channels, num_experts, bias=False)
+        hidden = max(4, int(channels * expansion))
+        self.experts = nn.ModuleList(GatedExpert(channels, hidden) for _ in range(num_experts))
+        self.aux = torch.zeros(())
+        self.load = torch.zeros(num_experts)
+        self.dropped = torch.zeros(())
+
+    def capacity(self, num_tokens: int) -> int | None:
+        if not self.training:
+            return None
+        return math.ceil(self.capacity_factor * self.top_k * num_tokens / self.num_experts)
+
+    def route(self, tokens: torch.Tensor) -> Routing:
+        with torch.autocast(device_type=tokens.device.type, enabled=False):  # routing decisions in fp32
+            logits = self.router(tokens.float())
+        if self.training and self.router_noise > 0:
+            logits = logits + torch.randn_like(logits) * self.router_noise
+        probs = logits.softmax(dim=-1)
+        gate, expert = probs.topk(self.top_k, dim=-1)
+        if self.top_k > 1:
+            gate = gate / gate.sum(dim=-1, keepdim=True)
+        capacity = self.capacity(tokens.shape[0])
+        if capacity is None:
+            kept = torch.ones_like(expert, dtype=torch.bool)
+        else:
+            # Queue position of each assignment at its expert: all first choices, then all second choices.
+            one_hot = F.one_hot(expert.t().reshape(-1), self.num_experts)
+            position = ((one_hot.cumsum(dim=0) - 1) * one_hot).sum(dim=-1)
+            kept = (position < capacity).view(self.top_k, -1).t()
+        return Routing(expert, gate, kept, probs, logits)
+
+    def losses(self, routing: Routing) -> torch.Tensor:
+        """Switch balance loss `w * E * sum_i f_i P_i` (= w when balanced) plus router z-loss."""
+        counts = F.one_hot(routing.expert, self.num_experts).sum(dim=(0, 1)).float()
+        fraction = counts / counts.sum()
+        balance = self.num_experts * (fraction * routing.probs.mean(dim=0)).sum()
+        zloss = routing.logits.logsumexp(dim=-1).square().mean()
+        return self.balance_weight * balance + self.zloss_weight * zloss
+
+    def dispatch(self, tokens: torch.Tensor, routing: Routing) -> torch.Tensor:
+        out = torch.zeros_like(tokens)
+        for index, expert in enumerate(self.experts):
+            token_ids, choice = ((routing.expert == index) & routing.kept).nonzero(as_tuple=True)
+            if token_ids.numel() == 0:
+                if self.training:  # a zero-valued use keeps DDP from waiting for this expert's gradients
+                    out = out + sum(p.sum() for p in expert.parameters()) * 0.0
+                continue
+            weight = routing.gate[token_ids, choice, None]
+            out = out.index_add(0, token_ids, (expert(tokens[token_ids]) * weight).to(out.dtype))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        tokens = self.context(x).permute(0, 2, 3, 1).reshape(-1, c)
+        routing = self.route(tokens)
+        out = self.dispatch(tokens, routing)
+        self.aux = self.losses(routing)
+        with torch.no_grad():
+            self.load = F.one_hot(routing.expert, self.num_experts).float().mean(dim=(0, 1))
+            self.dropped = 1.0 - routing.kept.float().mean()
+        return out.view(b, h, w, c).permute(0, 3, 1, 2)

@@ -1,0 +1,67 @@
+"""`freqnet` command line: a thin layer over the Python API; each subcommand lives beside the code it calls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from .config import PRESETS, SCALES, ModelConfig
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """`key=value` with the value parsed as JSON where possible (numbers, booleans, lists), else a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_info(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("info", help="parameters, MACs per output pixel and a module summary")
+    parser.add_argument("--preset", default="base", choices=sorted(PRESETS))
+    parser.add_argument("--scale", type=int, default=4, choices=SCALES)
+    parser.add_argument("--size", type=int, default=128, help="input side used to count MACs")
+    parser.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
+                        metavar="FIELD=VALUE", help=f"override a config field ({len(ModelConfig.__dataclass_fields__)} fields)")
+    parser.set_defaults(handler=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from .info import describe
+    from .models import build_model
+
+    model = build_model(args.preset, args.scale, **dict(args.overrides))
+    print(f"preset: {args.preset}")
+    print(describe(model, args.size))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="freqnet", description="HybridMoE-FreqNet super-resolution and restoration")
+    parser.add_argument("--version", action="version", version=f"freqnet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_info(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ValueError as error:
+        print(f"freqnet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Build, fuse, save and load models: the entry points every tool goes through."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from . import __version__
+from .archs import ARCHITECTURE, HybridMoEFreqNet
+from .config import ModelConfig, preset_config
+
+
+def build_model(preset: str = "base", scale: int = 4, **overrides: Any) -> HybridMoEFreqNet:
+    """A fresh training-form model from a preset, with any `ModelConfig` field overridden."""
+    return HybridMoEFreqNet(preset_config(preset, scale, **overrides))
+
+
+def fuse(model: HybridMoEFreqNet) -> HybridMoEFreqNet:
+    """Deploy form: a copy in eval mode with every re-parameterisable branch merged into one conv."""
+    fused = copy.deepcopy(model).eval()
+    for module in list(fused.modules()):
+        if hasattr(module, "fuse_") and getattr(module, "fused", None) is None:
+            module.fuse_()
+    fused.is_fused = True
+    return fused.to(memory_format=torch.channels_last)
+
+
+def is_fused(model: nn.Module) -> bool:
+    return bool(getattr(model, "is_fused", False))
+
+
+def save_model(model: HybridMoEFreqNet, path: str | Path, extra: dict[str, str] | None = None) -> None:
+    """Weights as safetensors; the metadata alone is enough to rebuild the architecture."""
+    metadata = {
+        "architecture": ARCHITECTURE,
+        "freqnet_version": __version__,
+        "config": model.config.to_json(),
+        "fused": json.dumps(is_fused(model)),
+        **(extra or {}),
+    }
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata=metadata)
+
+
+class CheckpointError(ValueError):
+    """A file that is not a loadable freqnet model; the message says what is wrong with it."""
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception as error:  # safetensors raises several types for non-safetensors files
+        raise CheckpointError(f"{path}: not a readable .safetensors file ({error})") from error
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> HybridMoEFreqNet:
+    """Rebuild the model described by the file's metadata and load its weights, checking every key and shape."""
+    metadata = read_metadata(path)
+    architecture = metadata.get("architecture")
+    if architecture != ARCHITECTURE:
+        raise CheckpointError(f"{path}: architecture is {architecture!r}, expected {ARCHITECTURE!r}")
+    try:
+        config = ModelConfig.from_dict(json.loads(metadata["config"]))
+    except (KeyError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: bad or missing model config in metadata ({error})") from error
+    model = HybridMoEFreqNet(config)
+    if json.loads(metadata.get("fused", "false")):
+        model = fuse(model)
+
+    expected = model.state_dict()
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        found = set(f.keys())
+        missing, extra = sorted(set(expected) - found), sorted(found - set(expected))
+        if missing or extra:
+            raise CheckpointError(f"{path}: state does not match the config: missing keys {missing[:8]}"
+                                  f"{'...' if len(missing) > 8 else ''}, unexpected keys {extra[:8]}"
+                                  f"{'...' if len(extra) > 8 else ''}")
+        state = {}
+        for key in expected:
+            tensor = f.get_tensor(key)
+            if tensor.shape != expected[key].shape:
+                raise CheckpointError(f"{path}: {key} has shape {tuple(tensor.shape)}, "
+                                      f"the config needs {tuple(expected[key].shape)}")
+            state[key] = tensor
+    model.load_state_dict(state)
+    return model.to(device).eval()

@@ -1,0 +1,71 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from freqnet.archs.frequency import FFTSplitter, LaplacianSplitter
+
+
+@pytest.mark.parametrize("splitter", [FFTSplitter(4, 0.15, True), LaplacianSplitter(4)])
+def test_bands_sum_to_input_and_keep_size(splitter):
+    x = torch.randn(2, 4, 13, 21)
+    low, high = splitter(x)
+    assert low.shape == high.shape == x.shape
+    torch.testing.assert_close(low + high, x)
+
+
+@pytest.mark.parametrize("splitter", [FFTSplitter(3, 0.1, False), LaplacianSplitter(3)])
+def test_constant_is_all_low_frequency(splitter):
+    low, high = splitter(torch.full((1, 3, 9, 9), 0.7))
+    assert high.abs().max() < 1e-5
+    torch.testing.assert_close(low, torch.full_like(low, 0.7))
+
+
+def test_checkerboard_is_all_high_frequency():
+    """The Nyquist pattern sits at 0.5 cycles/pixel, far above a 0.1 cut-off: almost nothing stays in LF."""
+    n = 32
+    board = ((torch.arange(n)[:, None] + torch.arange(n)[None, :]) % 2).float()[None, None] * 2 - 1
+    low, high = FFTSplitter(1, 0.1, False)(board)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))  # away from the replicate padding
+    assert low[inner].abs().max() < 1e-3
+    torch.testing.assert_close(high[inner], board[inner], atol=1e-3, rtol=0)
+
+
+def test_fft_response_is_the_gaussian_at_the_cutoff():
+    """A sinusoid at the cut-off frequency keeps exp(-1/2) of its amplitude in the LF band."""
+    n, cutoff = 64, 0.125  # 8 samples per period: an exact DFT bin of a 64-sample periodic signal
+    x = torch.cos(2 * math.pi * cutoff * torch.arange(n)).expand(1, 1, n, n)
+    low = FFTSplitter(1, cutoff, False).low_pass_fft(x)  # unpadded: the signal is exactly periodic
+    torch.testing.assert_close(low, x * math.exp(-0.5), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 12), (33, 18)])
+def test_matrix_dft_matches_fft(size):
+    """The exportable (matrix) form equals torch.fft to float rounding."""
+    splitter = FFTSplitter(5, 0.2, True)
+    with torch.no_grad():
+        splitter.log_cutoff.copy_(torch.log(torch.tensor([0.05, 0.1, 0.2, 0.3, 0.5])))
+    x = torch.randn(2, 5, *size)
+    low_fft, _ = splitter(x)
+    splitter.matrix_dft = True
+    low_matrix, _ = splitter(x)
+    torch.testing.assert_close(low_matrix, low_fft, atol=1e-5, rtol=1e-5)
+
+
+def test_learnable_cutoff_gets_gradient_and_fixed_one_is_a_buffer():
+    learnable = FFTSplitter(2, 0.15, True)
+    low, _ = learnable(torch.randn(1, 2, 16, 16))
+    low.square().sum().backward()
+    assert learnable.log_cutoff.grad is not None and learnable.log_cutoff.grad.abs().sum() > 0
+    fixed = FFTSplitter(2, 0.15, False)
+    assert "log_cutoff" in dict(fixed.named_buffers()) and not list(fixed.parameters())
+
+
+def test_laplacian_low_band_is_the_binomial_blur():
+    x = torch.zeros(1, 1, 9, 9)
+    x[0, 0, 4, 4] = 1.0
+    low, _ = LaplacianSplitter(1)(x)
+    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
+    expected = F.pad(taps[:, None] * taps[None, :], (2, 2, 2, 2))
+    torch.testing.assert_close(low[0, 0], expected)

@@ -1,0 +1,78 @@
+"""Every preset x scale x ablation builds, runs forward and backward on awkward sizes."""
+
+import pytest
+import torch
+
+import freqnet
+
+ABLATIONS = {
+    "full": {},
+    "no_moe": {"use_moe": False},
+    "no_hf_path": {"use_hf_path": False},
+    "no_attention": {"use_attention": False},
+    "laplacian": {"splitter": "laplacian"},
+    "dysample": {"upsampler": "dysample"},
+    "pruning": {"prune_threshold": 1e-3},
+    "top2_fixed_cutoff": {"top_k": 2, "fft_learnable_cutoff": False},
+}
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, 4])
+@pytest.mark.parametrize("ablation", list(ABLATIONS))
+@pytest.mark.parametrize("preset", ["tiny", "small", "base", "large"])
+def test_forward_backward_odd_size(preset, ablation, scale):
+    model = freqnet.build_model(preset, scale, drop_path=0.1, **ABLATIONS[ablation]).train()
+    x = torch.rand(1, 3, 37, 53)
+    y = model(x)
+    assert y.shape == (1, 3, 37 * scale, 53 * scale)
+    assert torch.isfinite(y).all()
+    (y.square().mean() + model.aux_loss()).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert model.stem.conv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (9, 1), (8, 8), (17, 33)])
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_any_input_size_and_channel_count(size, in_channels):
+    model = freqnet.build_model("tiny", 2, in_channels=in_channels).eval()
+    with torch.no_grad():
+        y = model(torch.rand(2, in_channels, *size))
+    assert y.shape == (2, in_channels, size[0] * 2, size[1] * 2)
+    assert torch.isfinite(y).all()
+
+
+def test_global_residual_makes_a_constant_image_nearly_constant_when_the_body_is_silenced():
+    """With the reconstruction conv zeroed, the output is exactly the upsampled input (the global residual)."""
+    model = freqnet.build_model("tiny", 3).eval()
+    torch.nn.init.zeros_(model.reconstruct.conv.weight)
+    torch.nn.init.zeros_(model.reconstruct.conv.bias)
+    x = torch.full((1, 3, 10, 12), 0.25)
+    with torch.no_grad():
+        y = model(x)
+    assert torch.allclose(y, torch.full((1, 3, 30, 36), 0.25), atol=1e-6)
+
+
+def test_batch_items_are_independent_in_eval():
+    """Inference has no capacity limit and no global pooling: an image's output never depends on its batch."""
+    model = freqnet.build_model("small", 2).eval()
+    a, b = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        alone = model(a)
+        together = model(torch.cat([a, b]))[:1]
+    torch.testing.assert_close(alone, together, rtol=1e-5, atol=1e-6)
+
+
+def test_aux_loss_is_zero_without_moe_and_positive_with_it():
+    x = torch.rand(1, 3, 16, 16)
+    dense = freqnet.build_model("tiny", 2, use_moe=False)
+    dense(x)
+    assert dense.aux_loss().item() == 0.0
+    assert dense.expert_stats() == []
+    moe = freqnet.build_model("tiny", 2)
+    moe(x)
+    assert moe.aux_loss().item() > 0.0
+    stats = moe.expert_stats()
+    assert len(stats) == moe.config.bottleneck_blocks
+    assert sum(stats[0]["load"]) == pytest.approx(1.0)
+    assert 0.0 <= stats[0]["dropped"] <= 1.0

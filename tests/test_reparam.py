@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+import freqnet
+from freqnet.archs.reparam import Conv3XC, PartialLargeKernelConv
+from freqnet.info import count_parameters
+
+
+def randomise(module: torch.nn.Module, std: float = 0.2) -> None:
+    """Fresh inits leave some parts at exactly zero (gates, offsets); random weights make parity tests bite."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0, std)
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / a.abs().max()).item()
+
+
+@pytest.mark.parametrize("cin, cout", [(8, 8), (4, 12)])
+def test_conv3xc_fuses_exactly_including_borders(cin, cout):
+    layer = Conv3XC(cin, cout)
+    randomise(layer)
+    x = torch.randn(2, cin, 9, 7)
+    before = layer(x)
+    layer.fuse_()
+    assert isinstance(layer.fused, torch.nn.Conv2d) and layer.fused.kernel_size == (3, 3)
+    assert relative_error(before, layer(x)) < 1e-5
+
+
+@pytest.mark.parametrize("kernel", [7, 13, 17])
+def test_partial_large_kernel_fuses_to_one_conv(kernel):
+    layer = PartialLargeKernelConv(16, kernel, 0.25)
+    randomise(layer)
+    x = torch.randn(1, 16, 20, 23)
+    before = layer(x)
+    params_before = count_parameters(layer)
+    layer.fuse_()
+    after = layer(x)
+    assert relative_error(before, after) < 1e-5
+    assert torch.equal(after[:, 4:], x[:, 4:]), "channels beyond the ratio pass through untouched"
+    assert count_parameters(layer) < params_before
+
+
+@pytest.mark.parametrize("preset", ["tiny", "base"])
+@pytest.mark.parametrize("overrides", [{}, {"upsampler": "dysample", "splitter": "laplacian"}])
+def test_fused_model_matches_training_form(preset, overrides):
+    model = freqnet.build_model(preset, 4, **overrides).eval()
+    randomise(model, std=0.05)
+    x = torch.rand(1, 3, 29, 34)
+    with torch.no_grad():
+        before = model(x)
+        fused = freqnet.fuse(model)
+        after = fused(x)
+    assert relative_error(before, after) < 1e-5
+    assert count_parameters(fused) < count_parameters(model)
+    assert not any(hasattr(m, "fuse_") and m.fused is None for m in fused.modules())
+    assert model.training is False and hasattr(model.hf_encoder[0][0].local, "expand"), "original left intact"
