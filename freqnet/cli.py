@@ -43,6 +43,28 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_degrade(commands: argparse._SubParsersAction) -> None:
+    from .data.recipes import NAMED_RECIPES
+
+    parser = commands.add_parser("degrade", help="write K degraded versions of an image with their parameters")
+    parser.add_argument("input", help="an image file")
+    parser.add_argument("--recipe", default="realesrgan", help=f"one of {sorted(NAMED_RECIPES)} or a .yaml recipe")
+    parser.add_argument("--scale", type=int, default=4, choices=SCALES)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=4, help="how many samples")
+    parser.add_argument("-o", "--out", required=True, help="output folder")
+    parser.add_argument("--sheet", default=None, help="also write a contact sheet (HR beside each LR) here")
+    parser.set_defaults(handler=run_degrade)
+
+
+def run_degrade(args: argparse.Namespace) -> int:
+    from .data.tools import degrade_file
+
+    written = degrade_file(args.input, args.recipe, args.scale, args.seed, args.n, args.out, args.sheet)
+    print(f"wrote {len(written)} images and params.json to {args.out}" + (f", sheet {args.sheet}" if args.sheet else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -50,12 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"freqnet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     add_info(commands)
+    add_degrade(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .runtime import keep_freed_memory
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()
     try:
         return args.handler(args)
     except ValueError as error:
