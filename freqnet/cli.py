@@ -65,6 +65,27 @@ def run_degrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_train(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("train", help="train from a YAML config (torchrun for several processes)")
+    parser.add_argument("config", help="YAML run description (see configs/)")
+    parser.add_argument("--out", default=None, help="run folder (default: runs/<name>)")
+    parser.add_argument("--set", dest="overrides", type=parse_override, action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config value by dotted key, e.g. optim.lr=1e-4")
+    parser.add_argument("--resume", default=None, help="'auto' (newest valid checkpoint in the run) or a checkpoint path")
+    parser.set_defaults(handler=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .training import TrainingStopped, load_config, train
+
+    config = load_config(args.config, args.overrides)
+    try:
+        return train(config, args.out or f"runs/{config.name}", args.resume)
+    except TrainingStopped as error:
+        print(f"freqnet train: stopped: {error}", file=sys.stderr)
+        return 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -73,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_info(commands)
     add_degrade(commands)
+    add_train(commands)
     return parser
 
 

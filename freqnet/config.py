@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,9 +108,10 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig field(s) {unknown}; known fields: {sorted(known)}")
+        for name in sorted(set(values) - known):
+            match = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"did you mean {match[0]!r}?" if match else f"known fields: {sorted(known)}"
+            raise ValueError(f"unknown ModelConfig field {name!r}; {hint}")
         return cls(**values)
 
 

@@ -23,7 +23,7 @@ def test_bad_value_names_field_and_allowed(field, value, allowed):
 
 
 def test_unknown_field_is_named():
-    with pytest.raises(ValueError, match="unknown ModelConfig field.*'windowsize'"):
+    with pytest.raises(ValueError, match="unknown ModelConfig field 'windowsize'; did you mean 'window_size'"):
         ModelConfig.from_dict({"windowsize": 8})
 
 

@@ -135,9 +135,21 @@ def write_image(path: str | Path, image: LoadedImage) -> None:
     pil.save(path, **options)
 
 
+BUILTIN_PREFIX = "builtin:"
+
+
+def resolve_path(path: str | Path) -> Path:
+    """`builtin:NAME` names a folder shipped in the package (`builtin:samples`: five small CC0 photos from
+    scikit-image's data set); anything else is an ordinary path."""
+    text = str(path)
+    if text.startswith(BUILTIN_PREFIX):
+        return Path(__file__).resolve().parent.parent / "assets" / text[len(BUILTIN_PREFIX):]
+    return Path(path)
+
+
 def list_images(root: str | Path) -> list[Path]:
     """Image files under `root` (recursively), sorted; a file path is returned as is."""
-    root = Path(root)
+    root = resolve_path(root)
     if root.is_file():
         return [root]
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
