@@ -9,6 +9,14 @@ from torch import nn
 from .reparam import Conv3XC
 
 
+def zero_init(conv: nn.Conv2d) -> None:
+    """The last conv starts at zero, so an untrained model *is* its global residual (bicubic upsampling) and
+    training only ever adds detail: measured here, a randomly initialised head cost ~30 dB at step 0 and made
+    the EMA weights lag far behind for hundreds of steps."""
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+
+
 class TextureRefinementHead(nn.Module):
     """Local detail polish (DetailRefinerNet lineage): two re-parameterisable 3x3 convs on a residual."""
 
@@ -27,6 +35,7 @@ class PixelShuffleHead(nn.Module):
     def __init__(self, channels: int, out_channels: int, scale: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, out_channels * scale * scale, 3, padding=1)
+        zero_init(self.conv)
         self.shuffle = nn.PixelShuffle(scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,6 +80,7 @@ class DySampleHead(nn.Module):
         self.narrow = nn.Conv2d(channels, channels, 3, padding=1)
         self.upsample = DySample(channels, scale, groups)
         self.to_image = nn.Conv2d(channels, out_channels, 3, padding=1)
+        zero_init(self.to_image)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.to_image(self.upsample(self.narrow(x)))
