@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from collections.abc import Callable, Sequence
 
 from .config import PRESETS, SCALES, ModelConfig
@@ -86,6 +87,97 @@ def run_train(args: argparse.Namespace) -> int:
         return 3
 
 
+def add_upscale(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("upscale", help="upscale or restore images with a trained model")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("-o", "--out", required=True, help="an output file (one input) or folder")
+    parser.add_argument("--model", default="default", help="default, a shipped name (x2, x4, ...) or a .safetensors path")
+    parser.add_argument("--tile", default="auto", help="tile side in input pixels, 'auto' (fits memory) or 0 (no tiling)")
+    parser.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in input pixels")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    parser.add_argument("--suffix", default="", help="appended to each output's file stem")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
+    parser.set_defaults(handler=run_upscale)
+
+
+def run_upscale(args: argparse.Namespace) -> int:
+    from .inference import Upscaler, upscale_files
+
+    tile = args.tile if args.tile == "auto" else int(args.tile)
+    upscaler = Upscaler(args.model, tile or None, args.tile_overlap, args.precision, args.device, args.compile)
+    summary = upscale_files(args.inputs, args.out, upscaler, args.suffix, args.overwrite, sys.stderr.isatty())
+    for source, reason in summary["skipped"]:
+        print(f"skipped {source}: {reason}", file=sys.stderr)
+    for source, reason in summary["failed"]:
+        print(f"failed {source}: {reason}", file=sys.stderr)
+    print(f"{len(summary['done'])} upscaled, {len(summary['skipped'])} skipped, {len(summary['failed'])} failed")
+    return 1 if summary["failed"] else 0
+
+
+def parse_dataset(text: str):
+    """NAME=HR_DIR or NAME=HR_DIR,LR_DIR"""
+    from .evaluation import Dataset
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=HR_DIR[,LR_DIR], got {text!r}")
+    name, folders = text.split("=", 1)
+    hr, _, lr = folders.partition(",")
+    return Dataset(name, hr, lr or None)
+
+
+def add_eval(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("eval", help="PSNR/SSIM (and LPIPS) against bicubic and Lanczos")
+    parser.add_argument("--model", default="default", help="default, a shipped name or a .safetensors path")
+    parser.add_argument("--hr", help="HR folder")
+    parser.add_argument("--lr", help="paired LR folder (else LR is made from --hr by --recipe)")
+    parser.add_argument("--recipe", default=None, help="degradation recipe for --hr only (default bicubic)")
+    parser.add_argument("--dataset", type=parse_dataset, action="append", default=[], metavar="NAME=HR[,LR]",
+                        help="a named dataset; repeat for several (e.g. Set5=bench/Set5/HR,bench/Set5/LR_bicubic/X4)")
+    parser.add_argument("--scale", type=int, default=None, choices=SCALES, help="default: the model's scale")
+    parser.add_argument("--crop-border", type=int, default=None, help="pixels cropped per side (default: scale)")
+    parser.add_argument("--rgb", action="store_true", help="score RGB instead of the Y channel")
+    parser.add_argument("--lpips", action="store_true", help="also LPIPS-VGG (needs the VGG16 weights installed)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the bicubic and Lanczos rows")
+    parser.add_argument("--tile", default="auto", help="tile side, 'auto' or 0")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the recipe's degradations")
+    parser.add_argument("--csv", default=None, help="write one row per image here")
+    parser.add_argument("--markdown", default=None, help="write the tables here")
+    parser.set_defaults(handler=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .evaluation import Dataset, evaluate, markdown, means, write_csv
+    from .inference import Upscaler
+
+    datasets = list(args.dataset)
+    if args.hr:
+        datasets.append(Dataset(Path(args.hr).name or "data", args.hr, args.lr, args.recipe))
+    if not datasets:
+        raise ValueError("give --hr (with --lr or --recipe) or at least one --dataset")
+    tile = args.tile if args.tile == "auto" else int(args.tile)
+    upscaler = Upscaler(args.model, tile or None)
+    scale = args.scale or upscaler.scale
+    if scale != upscaler.scale:
+        raise ValueError(f"--scale {scale} but the model upscales x{upscaler.scale}")
+    lpips = None
+    if args.lpips:
+        from .losses import LPIPS
+
+        lpips = LPIPS()
+    rows = evaluate(upscaler, datasets, scale, args.crop_border, not args.rgb, lpips, not args.no_baselines, args.seed)
+    report = markdown(rows)
+    print(report)
+    for (dataset,), scores in means(rows, lambda r: (r.dataset,)).items():
+        print(f"{dataset}: " + ", ".join(f"{m} {v['psnr']:.3f} dB / {v['ssim']:.4f}" for m, v in scores.items()))
+    if args.csv:
+        write_csv(rows, args.csv)
+    if args.markdown:
+        Path(args.markdown).write_text(report + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -95,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_info(commands)
     add_degrade(commands)
     add_train(commands)
+    add_upscale(commands)
+    add_eval(commands)
     return parser
 
 
@@ -106,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep_freed_memory()
     try:
         return args.handler(args)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         print(f"freqnet {args.command}: error: {error}", file=sys.stderr)
         return 2
 
