@@ -178,6 +178,34 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_export(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("export", help="export the fused model to ONNX or TorchScript")
+    parser.add_argument("model", help="a shipped name or a .safetensors path")
+    parser.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
+    parser.add_argument("-o", "--out", required=True, help="output file")
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width (ONNX)")
+    parser.add_argument("--fp16", action="store_true", help="half-precision weights and input")
+    parser.add_argument("--size", type=int, default=64, help="side of the example input used for tracing")
+    parser.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx, export_torchscript
+    from .inference import resolve_model
+
+    model = resolve_model(args.model)
+    if args.format == "onnx":
+        difference = export_onnx(model, args.out, args.opset, args.dynamic, args.fp16, args.size)
+        checker = "onnxruntime"
+    else:
+        difference = export_torchscript(model, args.out, args.fp16, args.size)
+        checker = "TorchScript"
+    limit = 1e-2 if args.fp16 else 1e-3
+    print(f"wrote {args.out}; max |{checker} - PyTorch| = {difference:.3g} (limit {limit:g})")
+    return 0 if difference < limit else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -189,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(commands)
     add_upscale(commands)
     add_eval(commands)
+    add_export(commands)
     return parser
 
 

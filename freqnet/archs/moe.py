@@ -73,7 +73,7 @@ class SelectiveMoEFFN(nn.Module):
 
     def route(self, tokens: torch.Tensor) -> Routing:
         with torch.autocast(device_type=tokens.device.type, enabled=False):  # routing decisions in fp32
-            logits = self.router(tokens.float())
+            logits = F.linear(tokens.float(), self.router.weight.float())
         if self.training and self.router_noise > 0:
             logits = logits + torch.randn_like(logits) * self.router_noise
         probs = logits.softmax(dim=-1)

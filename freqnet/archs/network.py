@@ -148,8 +148,7 @@ class HybridMoEFreqNet(nn.Module):
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pad bottom/right to a multiple. Always one F.pad (a cheap copy of the input image): a
+    data-dependent early return would be frozen into traced exports."""
     h, w = x.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return F.pad(x, (0, -w % multiple, 0, -h % multiple), mode="replicate")

@@ -8,7 +8,6 @@ need no mask (the vast majority) run as one batched attention with only the posi
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +37,11 @@ def window_reverse(windows: torch.Tensor, window: int, h: int, w: int) -> torch.
     return x.permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
 
 
+def padded(length, window: int):
+    """Smallest multiple of `window` >= length (integer ops only, so symbolic sizes stay symbolic)."""
+    return (length + window - 1) // window * window
+
+
 @functools.lru_cache(maxsize=64)
 def window_labels(h: int, w: int, window: int, shift: int, device: torch.device | None = None) -> torch.Tensor:
     """(num_windows, window*window) region label of every token of the padded, rolled map.
@@ -45,7 +49,7 @@ def window_labels(h: int, w: int, window: int, shift: int, device: torch.device 
     Tokens may attend to each other only when their labels are equal; -1 marks padding. Labels follow Swin:
     after the cyclic roll, the strips that wrapped around form their own regions.
     """
-    hp, wp = math.ceil(h / window) * window, math.ceil(w / window) * window
+    hp, wp = padded(h, window), padded(w, window)
     labels = torch.zeros(hp, wp, dtype=torch.long, device=device)
     if shift:
         bands = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
@@ -57,6 +61,23 @@ def window_labels(h: int, w: int, window: int, shift: int, device: torch.device 
     if shift:
         valid = torch.roll(valid, (-shift, -shift), (0, 1))
     labels[~valid] = -1
+    return window_partition(labels[None, :, :, None], window)[0, :, :, 0]
+
+
+def window_labels_traceable(h, w, window: int, shift: int, device=None) -> torch.Tensor:
+    """`window_labels` from tensor ops only: the same labels, for exporters that follow symbolic sizes."""
+    hp, wp = padded(h, window), padded(w, window)
+    rows, cols = torch.arange(hp, device=device), torch.arange(wp, device=device)
+    if shift:
+        row_band = (rows >= hp - window).long() + (rows >= hp - shift).long()
+        col_band = (cols >= wp - window).long() + (cols >= wp - shift).long()
+    else:
+        row_band, col_band = torch.zeros_like(rows), torch.zeros_like(cols)
+    labels = row_band[:, None] * 3 + col_band[None, :]
+    valid = (rows < h)[:, None] & (cols < w)[None, :]
+    if shift:
+        valid = torch.roll(valid, (-shift, -shift), (0, 1))
+    labels = torch.where(valid, labels, torch.full_like(labels, -1))
     return window_partition(labels[None, :, :, None], window)[0, :, :, 0]
 
 
@@ -81,6 +102,7 @@ class WindowAttention(nn.Module):
         nn.init.trunc_normal_(self.bias_table, std=0.02)
         self.register_buffer("position_index", relative_position_index(window), persistent=False)
         self.pruned_fraction = 0.0  # of the last forward, for benchmarks and logging
+        self.export_mode = False  # set by freqnet.export: traceable masks, no data-dependent shapes
 
     def position_bias(self) -> torch.Tensor:
         n = self.window * self.window
@@ -108,15 +130,23 @@ class WindowAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         ws, s = self.window, self.shift
-        hp, wp = math.ceil(h / ws) * ws, math.ceil(w / ws) * ws
+        hp, wp = padded(h, ws), padded(w, ws)
         x = F.pad(x.permute(0, 2, 3, 1), (0, 0, 0, wp - w, 0, hp - h))
         if s:
             x = torch.roll(x, (-s, -s), (1, 2))
         windows = window_partition(x, ws).flatten(0, 1)  # (B * nW, L, C)
-        labels = window_labels(h, w, ws, s, x.device)
-        needs_mask = (labels != labels[:, :1]).any(dim=1) | (labels[:, 0] < 0)
-        window_id = torch.arange(windows.shape[0], device=x.device) % labels.shape[0]
+        out = self.attend_for_export(windows, h, w) if self.export_mode else self.attend_windows(windows, h, w)
+        out = out.view(b, -1, ws * ws, c)
+        x = window_reverse(out, ws, hp, wp)
+        if s:
+            x = torch.roll(x, (s, s), (1, 2))
+        return x[:, :h, :w].permute(0, 3, 1, 2)
 
+    def attend_windows(self, windows: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Only the windows that need a mask get one; pruned windows are skipped entirely."""
+        labels = window_labels(h, w, self.window, self.shift, windows.device)
+        needs_mask = (labels != labels[:, :1]).any(dim=1) | (labels[:, 0] < 0)
+        window_id = torch.arange(windows.shape[0], device=windows.device) % labels.shape[0]
         keep = self.keep_windows(windows)
         self.pruned_fraction = 0.0 if keep is None else 1.0 - keep.float().mean().item()
         chosen = None if keep is None else keep.nonzero()[:, 0]
@@ -126,12 +156,15 @@ class WindowAttention(nn.Module):
         mask = pair_mask(labels[ids[masked]]) if masked.numel() else None
         attended = self.attend(tokens, masked, mask)
         if chosen is None:
-            out = attended
-        else:
-            out = torch.zeros_like(windows).index_copy(0, chosen, attended)
+            return attended
+        return torch.zeros_like(windows).index_copy(0, chosen, attended)
 
-        out = out.view(b, -1, ws * ws, c)
-        x = window_reverse(out, ws, hp, wp)
-        if s:
-            x = torch.roll(x, (s, s), (1, 2))
-        return x[:, :h, :w].permute(0, 3, 1, 2)
+    def attend_for_export(self, windows: torch.Tensor, h, w) -> torch.Tensor:
+        """Same result with shape-independent control flow: every window gets its (possibly all-zero) mask,
+        and pruned windows are zeroed instead of skipped. Used by `freqnet export`."""
+        labels = window_labels_traceable(h, w, self.window, self.shift, windows.device)
+        mask = pair_mask(labels).repeat(windows.shape[0] // labels.shape[0], 1, 1, 1)
+        everything = torch.arange(windows.shape[0], device=windows.device)
+        out = self.attend(windows, everything, mask)
+        keep = self.keep_windows(windows)
+        return out if keep is None else out * keep[:, None, None].to(out.dtype)
