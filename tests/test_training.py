@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -200,3 +201,10 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     single.run()
     for key, value in single.model.state_dict().items():
         torch.testing.assert_close(rank0[key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.parametrize("name", ["smoke", "photos_x2", "photos_x4", "classical_x2", "classical_x4", "realworld_x4",
+                                  "restore_x1"])
+def test_shipped_configs_are_valid(name):
+    config = load_config(Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml")
+    assert config.name == name

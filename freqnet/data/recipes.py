@@ -51,6 +51,7 @@ NAMED_RECIPES: dict[str, dict[str, Any]] = {
         {"type": "to_scale", "mode": "matlab_bicubic"},
     ]},
     "mixed": {"mixture": {"bicubic": 0.4, "realesrgan": 0.2, "denoise": 0.2, "deblur": 0.2}},
+    "restore": {"mixture": {"denoise": 0.5, "deblur": 0.5}},
 }
 
 
