@@ -15,31 +15,11 @@ from PIL import Image
 from .data.image_io import LoadedImage
 from .models import fuse, is_fused, load_model
 
-SHIPPED = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "x4"
-
-
-def shipped_models() -> dict[str, Path]:
-    """Models inside the package, by name (`default` is x4)."""
-    found = {p.stem: p for p in sorted(SHIPPED.glob("*.safetensors"))}
-    if DEFAULT_MODEL in found:
-        found["default"] = found[DEFAULT_MODEL]
-    return found
-
-
 def resolve_model(model) -> torch.nn.Module:
     """A model object, a shipped model's name, or a .safetensors path -> a fused model in eval mode."""
     if isinstance(model, torch.nn.Module):
         return model.eval() if is_fused(model) else fuse(model)
-    shipped = shipped_models()
-    if str(model) in shipped:
-        path = shipped[str(model)]
-    elif Path(model).is_file():
-        path = Path(model)
-    else:
-        names = sorted(shipped) or ["none are shipped with this version"]
-        raise ValueError(f"no model {model!r}: give a .safetensors path or a shipped name ({', '.join(names)})")
-    loaded = load_model(path)
+    loaded = load_model(model)
     return loaded if is_fused(loaded) else fuse(loaded)
 
 

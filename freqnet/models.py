@@ -62,8 +62,33 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise CheckpointError(f"{path}: not a readable .safetensors file ({error})") from error
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> HybridMoEFreqNet:
-    """Rebuild the model described by the file's metadata and load its weights, checking every key and shape."""
+SHIPPED = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL = "x4"
+
+
+def shipped_models() -> dict[str, Path]:
+    """Models inside the package, by name (`default` is x4)."""
+    found = {p.stem: p for p in sorted(SHIPPED.glob("*.safetensors"))}
+    if DEFAULT_MODEL in found:
+        found["default"] = found[DEFAULT_MODEL]
+    return found
+
+
+def locate(name_or_path: str | Path) -> Path:
+    shipped = shipped_models()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    names = sorted(shipped) or ["none are shipped with this version"]
+    raise ValueError(f"no model {str(name_or_path)!r}: give a .safetensors path or a shipped name ({', '.join(names)})")
+
+
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> HybridMoEFreqNet:
+    """Rebuild the model a file's metadata describes (a shipped name or a path) and load its weights,
+    checking every key and shape."""
+    path = locate(name_or_path)
     metadata = read_metadata(path)
     architecture = metadata.get("architecture")
     if architecture != ARCHITECTURE:
