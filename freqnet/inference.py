@@ -78,6 +78,14 @@ def tile_starts(length: int, tile: int, step: int) -> list[int]:
     return starts + [starts[-1] + step]
 
 
+def tile_plan(model: torch.nn.Module, h: int, w: int, tile: int, overlap: int) -> tuple[list[int], list[int], int, int]:
+    """Aligned tile origins along rows and columns, and the tile side and overlap rounded to the alignment."""
+    align = tile_alignment(model)
+    tile = max(align, tile // align * align)
+    overlap = min(tile // 2, math.ceil(overlap / align) * align)
+    return tile_starts(h, tile, tile - overlap), tile_starts(w, tile, tile - overlap), tile, overlap
+
+
 @torch.no_grad()
 def tiled_forward(model: torch.nn.Module, x: torch.Tensor, tile: int, overlap: int,
                   progress: Callable[[int], None] | None = None) -> torch.Tensor:
@@ -86,15 +94,11 @@ def tiled_forward(model: torch.nn.Module, x: torch.Tensor, tile: int, overlap: i
     Tiles start on multiples of the window x U-Net alignment, so each tile computes its interior exactly as
     the whole image would; only the overlap bands differ, and those are cross-faded.
     """
-    align = tile_alignment(model)
-    tile = max(align, tile // align * align)
-    overlap = min(tile // 2, math.ceil(overlap / align) * align)
     n, c, h, w = x.shape
-    if h <= tile and w <= tile:
+    rows, cols, tile, overlap = tile_plan(model, h, w, tile, overlap)
+    if len(rows) == 1 and len(cols) == 1:
         return model(x)
     s = model.config.scale
-    step = tile - overlap
-    rows, cols = tile_starts(h, tile, step), tile_starts(w, tile, step)
     out = torch.zeros(n, c, h * s, w * s, dtype=torch.float32, device=x.device)
     weight = torch.zeros(1, 1, h * s, w * s, dtype=torch.float32, device=x.device)
     for top in rows:
@@ -109,15 +113,6 @@ def tiled_forward(model: torch.nn.Module, x: torch.Tensor, tile: int, overlap: i
             if progress:
                 progress(1)
     return out / weight
-
-
-def count_tiles(model: torch.nn.Module, h: int, w: int, tile: int, overlap: int) -> int:
-    align = tile_alignment(model)
-    tile = max(align, tile // align * align)
-    overlap = min(tile // 2, math.ceil(overlap / align) * align)
-    if h <= tile and w <= tile:
-        return 1
-    return len(tile_starts(h, tile, tile - overlap)) * len(tile_starts(w, tile, tile - overlap))
 
 
 class Upscaler:
@@ -137,7 +132,10 @@ class Upscaler:
         self.forward.config = self.model.config
 
     def tiles_for(self, h: int, w: int) -> int:
-        return 1 if not self.tile else count_tiles(self.model, h, w, self.tile, self.overlap)
+        if not self.tile:
+            return 1
+        rows, cols, _, _ = tile_plan(self.model, h, w, self.tile, self.overlap)
+        return len(rows) * len(cols)
 
     @torch.no_grad()
     def run(self, pixels: np.ndarray, progress: Callable[[int], None] | None = None) -> np.ndarray:
