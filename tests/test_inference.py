@@ -121,3 +121,18 @@ def test_eval_command_tables_and_csv(model_file, tmp_path, capsys):
     assert [r["image"] for r in rows] == ["img0.png", "img1.png"]
     assert rows[0]["label"].startswith("denoise/sigma")
     assert float(rows[0]["model_psnr"]) > 10
+
+
+def test_exif_orientation_and_icc_profile_are_respected(model_file, tmp_path):
+    from PIL import ImageCms
+
+    image = Image.fromarray(photo(10, 16))  # 16 wide, 10 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    source = tmp_path / "rotated.jpg"
+    image.save(source, exif=exif, icc_profile=icc)
+    assert main(["upscale", str(source), "-o", str(tmp_path / "out.png"), "--model", str(model_file)]) == 0
+    out = Image.open(tmp_path / "out.png")
+    assert out.size == (20, 32), "displayed orientation (10 wide, 16 high) doubled"
+    assert out.info.get("icc_profile") == icc

@@ -91,3 +91,23 @@ def test_gan_losses_known_values():
     assert generator_loss("lsgan", torch.ones(3)).item() == 0.0
     bce = torch.nn.functional.softplus(-fake).mean()  # -log sigmoid(fake)
     assert generator_loss("vanilla", fake).item() == pytest.approx(bce.item())
+
+
+def test_lpips_metric_with_a_full_random_vgg_pickle(tmp_path, images):
+    """LPIPS needs all five VGG16 stages and the linear heads; random weights make the behaviour testable."""
+    from freqnet.losses import LPIPS
+
+    rng = np.random.default_rng(0)
+    widths = [3, 64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    tree = {"VGG16_0": {f"Conv_{i}": {"kernel": (rng.standard_normal((3, 3, widths[i], widths[i + 1])) * 0.05)
+                                      .astype(np.float32), "bias": np.zeros(widths[i + 1], np.float32)}
+                        for i in range(13)}}
+    for i, width in enumerate([64, 128, 256, 512, 512]):
+        tree[f"NetLinLayer_{i}"] = {"Conv_0": {"kernel": rng.random((1, 1, width, 1)).astype(np.float32)}}
+    path = tmp_path / "vgg16.ckpt"
+    path.write_bytes(pickle.dumps(tree))
+    lpips = LPIPS(path)
+    x, y = images
+    same, different = lpips(x, x), lpips(y, x)
+    assert same.shape == (2,) and torch.all(same.abs() < 1e-6)
+    assert torch.all(different > 0)
