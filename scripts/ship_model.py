@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -18,16 +17,10 @@ import freqnet
 from freqnet.evaluation import Dataset, evaluate, markdown, means
 from freqnet.inference import Upscaler
 from freqnet.info import count_parameters
+from freqnet.training.logger import wall_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 CARDS = ROOT / "docs" / "models.md"
-
-
-def wall_time(log: Path) -> float:
-    """Seconds between the first and last lines of train.log (all sessions of a resumed run included)."""
-    stamps = [datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S") for line in log.read_text().splitlines()
-              if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line)]
-    return (stamps[-1] - stamps[0]).total_seconds()
 
 
 def main() -> None:
@@ -65,7 +58,7 @@ def main() -> None:
         f"`{config['data']['train']['recipe']}` recipe. Not DIV2K/DF2K: these numbers are not comparable with papers.",
         f"- Training: `{config['name']}` config (`configs/{config['name']}.yaml`), {iteration} iterations, batch "
         f"{config['data']['train']['batch_size']}, HR patch {config['data']['train']['patch_size']}, "
-        f"EMA weights; wall time {wall_time(args.run / 'train.log') / 60:.0f} min on {args.machine} "
+        f"EMA weights; wall time {wall_seconds(args.run) / 60:.0f} min on {args.machine} "
         "(two runs shared the 2 cores).",
         f"- Held-out photos ({len(rows)}, full size, never trained on), PSNR/SSIM on Y, crop {scale}:",
         "",

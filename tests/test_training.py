@@ -217,7 +217,7 @@ def test_two_process_ddp_matches_single_process(tmp_path):
         torch.testing.assert_close(rank0[key], value, rtol=1e-4, atol=1e-5, msg=key)
 
 
-@pytest.mark.parametrize("name", ["smoke", "photos_x2", "photos_x4", "classical_x2", "classical_x4", "realworld_x4",
+@pytest.mark.parametrize("name", ["smoke", "photos_x2", "photos_x4", "photos_restore_x1", "classical_x2", "classical_x4", "realworld_x4",
                                   "restore_x1"])
 def test_shipped_configs_are_valid(name):
     config = load_config(Path(__file__).resolve().parent.parent / "configs" / f"{name}.yaml")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import torch
@@ -66,3 +68,11 @@ class RunLogger:
             self.writer.close()
         if self.text is not None:
             self.text.close()
+
+
+def wall_seconds(run_dir: str | Path) -> float:
+    """Seconds between the first and last lines of a run's train.log (all sessions of a resumed run)."""
+    stamps = [datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
+              for line in (Path(run_dir) / "train.log").read_text().splitlines()
+              if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line)]
+    return (stamps[-1] - stamps[0]).total_seconds() if stamps else 0.0
