@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .archs import HybridMoEFreqNet  # noqa: E402
 from .config import PRESETS, ModelConfig, preset_config  # noqa: E402
 from .models import CheckpointError, build_model, fuse, load_model, save_model  # noqa: E402
 
@@ -13,5 +14,5 @@ def upscale(image, model="default", **options):
     return run(image, model, **options)
 
 
-__all__ = ["PRESETS", "CheckpointError", "ModelConfig", "__version__", "build_model", "fuse", "load_model",
+__all__ = ["PRESETS", "CheckpointError", "HybridMoEFreqNet", "ModelConfig", "__version__", "build_model", "fuse", "load_model",
            "preset_config", "save_model", "upscale"]
