@@ -128,8 +128,7 @@ class Upscaler:
         if precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision {precision!r}: allowed fp32, bf16, fp16")
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        self.forward = torch.compile(self.model) if compile else self.model
-        self.forward.config = self.model.config
+        self.forward = torch.compile(self.model) if compile else self.model  # compiled modules expose .config too
 
     def tiles_for(self, h: int, w: int) -> int:
         if not self.tile:

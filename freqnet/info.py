@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .models import fuse
+
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -40,8 +42,6 @@ def block_census(model: nn.Module) -> Counter[str]:
 
 def describe(model: nn.Module, size: int = 128) -> str:
     """Human-readable report: parameters (training and fused form), MACs per output pixel, module table."""
-    from .models import fuse
-
     config = model.config
     fused = fuse(model)
     macs = count_macs(fused, size, size)
