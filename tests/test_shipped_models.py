@@ -22,3 +22,4 @@ def test_shipped_model_loads_by_name_and_beats_bicubic(name, scale):
     out = Upscaler(name, tile=None).run(lr)
     assert out.shape == hr.shape
     assert metrics.psnr(out, hr, scale) > metrics.psnr(bicubic_up(lr, scale), hr, scale) + 0.3
+
