@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--val", default="data/photos/val_hr")
     parser.add_argument("--recipe", default="bicubic")
+    parser.add_argument("--note", default="", help="an extra line for the card (e.g. how a run was continued)")
     parser.add_argument("--machine", default="2-core AMD EPYC VM (the project's CI machine class), CPU only, fp32")
     args = parser.parse_args()
 
@@ -60,6 +61,7 @@ def main() -> None:
         f"{config['data']['train']['batch_size']}, HR patch {config['data']['train']['patch_size']}, "
         f"EMA weights; wall time {wall_seconds(args.run) / 60:.0f} min on {args.machine} "
         "(two runs shared the 2 cores).",
+        *([f"- {args.note}"] if args.note else []),
         f"- Held-out photos ({len(rows)}, full size, never trained on), PSNR/SSIM on Y, crop {scale}:",
         "",
         "| method | PSNR | SSIM |", "|---|---|---|",
