@@ -41,6 +41,7 @@ def child(preset: str, losses: dict[str, float], steps: int, threads: int, vgg: 
 
     from freqnet.runtime import keep_freed_memory
     from freqnet.training import Trainer, load_config
+    from freqnet.training.schedule import loss_weights
 
     torch.set_num_threads(threads)
     keep_freed_memory()
@@ -54,7 +55,7 @@ def child(preset: str, losses: dict[str, float], steps: int, threads: int, vgg: 
     with tempfile.TemporaryDirectory() as run:
         trainer = Trainer(config, run)
         data = trainer.batches()
-        weights = {**{k: 0.0 for k in ("charbonnier", "ms_ssim")}, **config.losses.__dict__}
+        weights = loss_weights(0, config.losses, config.curriculum)
         for _ in range(2):  # warm-up (lazy VGG/discriminator construction, allocator)
             trainer.step(next(data), weights)
         batches = [next(data) for _ in range(steps)]

@@ -90,10 +90,13 @@ class SelectiveMoEFFN(nn.Module):
             kept = (position < capacity).view(self.top_k, -1).t()
         return Routing(expert, gate, kept, probs, logits)
 
+    def assignment_fraction(self, routing: Routing) -> torch.Tensor:
+        """f_i: the fraction of routed assignments (all k choices) that went to each expert."""
+        return F.one_hot(routing.expert, self.num_experts).float().mean(dim=(0, 1))
+
     def losses(self, routing: Routing) -> torch.Tensor:
         """Switch balance loss `w * E * sum_i f_i P_i` (= w when balanced) plus router z-loss."""
-        counts = F.one_hot(routing.expert, self.num_experts).sum(dim=(0, 1)).float()
-        fraction = counts / counts.sum()
+        fraction = self.assignment_fraction(routing)
         balance = self.num_experts * (fraction * routing.probs.mean(dim=0)).sum()
         zloss = routing.logits.logsumexp(dim=-1).square().mean()
         return self.balance_weight * balance + self.zloss_weight * zloss
@@ -117,6 +120,6 @@ class SelectiveMoEFFN(nn.Module):
         out = self.dispatch(tokens, routing)
         self.aux = self.losses(routing)
         with torch.no_grad():
-            self.load = F.one_hot(routing.expert, self.num_experts).float().mean(dim=(0, 1))
+            self.load = self.assignment_fraction(routing)
             self.dropped = 1.0 - routing.kept.float().mean()
         return out.view(b, h, w, c).permute(0, 3, 1, 2)
