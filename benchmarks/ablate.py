@@ -3,6 +3,7 @@ scored on held-out photos, with parameters and CPU latency, each relative to the
 
     python scripts/prepare_offline_photos.py --out data/photos      # once
     python benchmarks/ablate.py --out docs/ablations.md --plot docs/ablations.png [--iterations 400]
+    python benchmarks/ablate.py --train-only full no_MoE ...    # training alone, e.g. one process per variant on a GPU
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ VARIANTS = {
 }
 
 
+def slug(name: str) -> str:
+    return name.split(" (")[0].replace(" ", "_")
+
+
 def train_variant(name: str, overrides: dict, args) -> Path:
-    run = args.runs / name.split(" (")[0].replace(" ", "_")
+    run = args.runs / slug(name)
     config = load_config(base={
         "name": run.name, "seed": args.seed, "iterations": args.iterations,
         "model": {"preset": args.preset, "scale": args.scale, "overrides": overrides},
         "data": {"train": {"hr": str(args.data / "train_sub"), "recipe": "bicubic", "patch_size": args.patch,
-                           "batch_size": args.batch, "workers": 0}, "val": {"every": 0}},
+                           "batch_size": args.batch, "workers": args.workers}, "val": {"every": 0}},
         "optim": {"lr": 2e-3, "warmup": max(1, args.iterations // 20)},
         "ema": {"decay": 0.99, "start": args.iterations // 4},
         "checkpoint": {"every": args.iterations, "keep_last": 1},
@@ -83,11 +88,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="data-loading processes per training run")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--trained-on", default="this machine", help="where the variants were trained (for the report)")
+    parser.add_argument("--train-only", nargs="+", default=None, choices=[slug(n) for n in VARIANTS],
+                        help="train just these variants and stop (one process per variant, e.g. on a GPU)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()
+    if args.train_only:
+        for name, overrides in VARIANTS.items():
+            if slug(name) in args.train_only:
+                train_variant(name, overrides, args)
+        return
 
     results, models, wall = {}, {}, {}
     for name, overrides in VARIANTS.items():
@@ -116,7 +130,8 @@ def main() -> None:
         f"Every variant: preset `{args.preset}`, ×{args.scale}, {args.iterations} iterations, batch {args.batch}, "
         f"HR patch {args.patch}, seed {args.seed}, L1 + MoE aux, same data (the offline photos, "
         "`scripts/prepare_offline_photos.py`). Scored with the EMA weights on the 4 held-out photos (PSNR/SSIM on Y, "
-        f"crop {args.scale}); latency fused, fp32, 128² input, median of 7 interleaved runs. Machine: {machine()}.",
+        f"crop {args.scale}); latency fused, fp32, 128² input, median of 7 interleaved runs. Trained on "
+        f"{args.trained_on}; latency machine: {machine()}.",
         f"Baselines on the same photos: bicubic {baselines['bicubic']['psnr']:.3f} dB, "
         f"Lanczos {baselines['lanczos']['psnr']:.3f} dB.", "",
         "These are short runs on a small CPU budget: differences under ~0.05 dB are within run-to-run noise; a "

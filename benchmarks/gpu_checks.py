@@ -1,0 +1,189 @@
+"""GPU checks: bf16/fp16 parity against fp32, inference latency per preset (and peers, when spandrel is
+importable), and training speed. Needs a CUDA device; writes a markdown report.
+
+    python benchmarks/gpu_checks.py --out gpu_checks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import freqnet  # noqa: E402
+from freqnet.data.image_io import read_image  # noqa: E402
+from freqnet.inference import Upscaler  # noqa: E402
+from freqnet.models import shipped_models  # noqa: E402
+from freqnet.training import Trainer, load_config  # noqa: E402
+from freqnet.training.schedule import loss_weights  # noqa: E402
+
+PRESETS = ["tiny", "small", "base", "large"]
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+SAMPLES = Path(freqnet.__file__).parent / "assets" / "samples"
+DEVICE = torch.device("cuda")  # --device cpu: a dry run of the script's logic on a machine without a GPU
+
+
+def synchronize() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.float() - b.float()) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
+
+
+def gpu_ms(fn, repeats: int = 20, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    synchronize()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def parity_models() -> dict[str, torch.nn.Module]:
+    """Shipped (trained) models, plus untrained presets with a randomised output conv so the body's
+    arithmetic reaches the output (a fresh model's zero-initialised head would make it plain bicubic)."""
+    models = {f"shipped {name}": freqnet.load_model(name) for name in shipped_models() if name != "default"}
+    for preset in ("tiny", "base", "large"):
+        torch.manual_seed(0)
+        model = freqnet.build_model(preset, 4)
+        for p in model.parameters():
+            if p.abs().sum() == 0 and p.dim() == 4:
+                torch.nn.init.normal_(p, std=0.02)
+        models[f"{preset} x4 (random)"] = model
+    return {name: freqnet.fuse(m).eval().to(DEVICE) for name, m in models.items()}
+
+
+def parity(lines: list[str]) -> None:
+    photo = torch.from_numpy(read_image(SAMPLES / "chelsea.png").pixels.transpose(2, 0, 1).copy())[None].to(DEVICE)
+    lr = photo.float()
+    lines += [f"## bf16 / fp16 parity against fp32 (autocast, fused, chelsea {lr.shape[-1]}×{lr.shape[-2]})", "",
+              "| model | bf16 PSNR vs fp32 | bf16 max diff | fp16 PSNR vs fp32 | fp16 max diff | finite |",
+              "|---|---|---|---|---|---|"]
+    for name, model in parity_models().items():
+        with torch.inference_mode():
+            ref = model(lr).float()
+            cells, finite = [], True
+            for dtype in (torch.bfloat16, torch.float16):
+                with torch.autocast(DEVICE.type, dtype=dtype):
+                    out = model(lr).float()
+                finite &= bool(torch.isfinite(out).all())
+                cells += [f"{psnr(out.clamp(0, 1), ref.clamp(0, 1)):.1f} dB", f"{float((out - ref).abs().max()):.2e}"]
+        lines.append(f"| {name} | {' | '.join(cells)} | {finite} |")
+    # The user-facing path: Upscaler with tiling on the GPU in bf16 against CPU fp32 on a whole photo.
+    pixels = read_image(SAMPLES / "chelsea.png").pixels
+    cpu = Upscaler("x4", tile=None, device="cpu").run(pixels)
+    gpu = Upscaler("x4", tile=96, precision="bf16", device=str(DEVICE)).run(pixels)
+    lines += ["", f"Upscaler x4 on chelsea ({pixels.shape[1]}×{pixels.shape[0]}): GPU bf16 with 96-px tiles vs CPU fp32 "
+              f"untiled: {psnr(torch.from_numpy(gpu), torch.from_numpy(cpu)):.1f} dB, max diff "
+              f"{float(np.abs(gpu - cpu).max()):.3f}.", ""]
+
+
+def peers() -> dict[str, torch.nn.Module]:
+    try:
+        from peers import peer_factories
+        return {name: build(4) for name, build in peer_factories().items()}
+    except ImportError as error:
+        print(f"peers skipped: {error}")
+        return {}
+
+
+def latency(lines: list[str], height: int, width: int) -> None:
+    x = torch.rand(1, 3, height, width, device=DEVICE)
+    models = {preset: freqnet.fuse(freqnet.build_model(preset, 4)) for preset in PRESETS}
+    models.update(peers())
+    lines += [f"## Inference latency, ×4, {width}×{height} input (the peers' published FPS setting), batch 1", "",
+              "| model | fp32 ms | bf16 ms | fp16 ms | fp16 FPS |", "|---|---|---|---|---|"]
+    for name, model in models.items():
+        model = model.eval().to(DEVICE)
+        cells = []
+        for dtype in DTYPES.values():
+            def run():
+                with torch.inference_mode(), torch.autocast(DEVICE.type, dtype=dtype, enabled=dtype is not None):
+                    model(x)
+            try:
+                cells.append(gpu_ms(run))
+            except RuntimeError as error:  # a peer that cannot run a dtype: say so rather than stop
+                print(f"{name} {dtype}: {error}")
+                cells.append(float("nan"))
+        lines.append(f"| {name} | {cells[0]:.1f} | {cells[1]:.1f} | {cells[2]:.1f} | {1e3 / cells[2]:.1f} |")
+        model.cpu()
+    lines.append("")
+
+
+def train_speed(lines: list[str], steps: int) -> None:
+    lines += ["## Training speed (Trainer.step: L1 + MoE aux, AdamW, EMA; batches prefetched)", "",
+              "| preset | batch × HR patch | fp32 it/s | bf16 it/s | peak GPU memory (bf16) |", "|---|---|---|---|---|"]
+    for preset in PRESETS:
+        for batch, patch in [(8, 64), (32, 128)]:
+            cells, peak = [], 0.0
+            for precision in ("fp32", "bf16"):
+                config = load_config(base={
+                    "iterations": steps + 3, "precision": precision, "model": {"preset": preset, "scale": 4},
+                    "data": {"train": {"hr": "builtin:samples", "patch_size": patch, "batch_size": batch, "workers": 0},
+                             "val": {"every": 0}},
+                    "checkpoint": {"every": 10**9}, "log": {"every": 10**9, "tensorboard": False, "progress": False}})
+                with tempfile.TemporaryDirectory() as run:
+                    trainer = Trainer(config, run)
+                    data = trainer.batches()
+                    batches = [next(data) for _ in range(steps + 3)]
+                    weights = loss_weights(0, config.losses, config.curriculum)
+                    if DEVICE.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats()
+                    for b in batches[:3]:
+                        trainer.step(b, weights)
+                    synchronize()
+                    start = time.perf_counter()
+                    for b in batches[3:]:
+                        trainer.step(b, weights)
+                    synchronize()
+                    cells.append(steps / (time.perf_counter() - start))
+                    peak = torch.cuda.max_memory_allocated() / 2**30 if DEVICE.type == "cuda" else 0.0
+                del trainer
+            lines.append(f"| {preset} | {batch} × {patch} | {cells[0]:.1f} | {cells[1]:.1f} | {peak:.2f} GiB |")
+    lines.append("")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, nargs=2, default=[480, 640], help="latency input height width")
+    parser.add_argument("--device", default="cuda")
+    args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device")
+    torch.backends.cudnn.benchmark = True
+    name = torch.cuda.get_device_name() if DEVICE.type == "cuda" else "CPU (dry run)"
+    lines = ["# GPU checks (generated by benchmarks/gpu_checks.py)", "",
+             f"Device: {name}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+             f"cuDNN {torch.backends.cudnn.version()}. cudnn.benchmark on; TF32 convolutions on (PyTorch default).", ""]
+    for section in (parity, lambda l: latency(l, *args.size), lambda l: train_speed(l, args.steps)):
+        try:
+            section(lines)
+        except Exception as error:  # keep the other sections' numbers
+            traceback.print_exc()
+            lines += [f"(section failed: {type(error).__name__}: {error})", ""]
+        print("\n".join(lines), flush=True)
+        if args.out:
+            args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

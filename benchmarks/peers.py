@@ -1,0 +1,250 @@
+"""Peers at equal budget: SAFMN, SPAN, PLKSR-tiny and SwinIR-light (built by spandrel) beside our presets, all
+trained by the one loop below with the same data, patches, iterations, seed and optimiser, then scored on the
+held-out photos and timed on this CPU in one interleaved run.
+
+spandrel needs torchvision, so this runs from its own environment, never the core install or CI:
+
+    python -m venv peers-venv
+    peers-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 && peers-venv/bin/pip install spandrel einops -e .
+    python scripts/prepare_offline_photos.py --out data/photos                          # once
+    peers-venv/bin/python benchmarks/peers.py train --only SAFMN [--iterations 2000]   # one process per model
+    peers-venv/bin/python benchmarks/peers.py report --out docs/peers.md
+
+`train` uses the GPU when there is one; models already trained (their weights exist) are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import freqnet  # noqa: E402
+from common import interleaved_medians, machine  # noqa: E402
+from freqnet.archs.network import HybridMoEFreqNet  # noqa: E402
+from freqnet.data.datasets import HRFolderDataset  # noqa: E402
+from freqnet.evaluation import Dataset, evaluate, means  # noqa: E402
+from freqnet.info import count_parameters  # noqa: E402
+from freqnet.runtime import keep_freed_memory  # noqa: E402
+from freqnet.training.config import OptimSection  # noqa: E402
+from freqnet.training.ema import EMA  # noqa: E402
+from freqnet.training.schedule import lr_factor  # noqa: E402
+
+
+def peer_factories() -> dict[str, Callable[[int], nn.Module]]:
+    """The peers' published light configurations, built by spandrel's architecture classes."""
+    from spandrel.architectures.PLKSR import PLKSR
+    from spandrel.architectures.SAFMN import SAFMN
+    from spandrel.architectures.SPAN import SPAN
+    from spandrel.architectures.SwinIR import SwinIR
+
+    return {
+        "SAFMN": lambda scale: SAFMN(dim=36, n_blocks=8, ffn_scale=2.0, upscaling_factor=scale),
+        "SPAN": lambda scale: SPAN(num_in_ch=3, num_out_ch=3, feature_channels=48, upscale=scale),
+        "PLKSR-tiny": lambda scale: PLKSR(dim=64, n_blocks=12, kernel_size=13, split_ratio=0.25, use_ea=False,
+                                          upscaling_factor=scale),
+        "SwinIR-light": lambda scale: SwinIR(upscale=scale, img_size=64, window_size=8, img_range=1.0,
+                                             depths=[6, 6, 6, 6], embed_dim=60, num_heads=[6, 6, 6, 6], mlp_ratio=2,
+                                             upsampler="pixelshuffledirect"),
+    }
+
+
+OURS = {"freqnet-tiny": "tiny", "freqnet-small": "small", "freqnet-base": "base"}
+CANDIDATES = [*OURS, "SAFMN", "SPAN", "PLKSR-tiny", "SwinIR-light"]
+
+
+def build(name: str, scale: int) -> nn.Module:
+    if name in OURS:
+        return freqnet.build_model(OURS[name], scale)
+    return peer_factories()[name](scale)
+
+
+def refresh_reparameterised(model: nn.Module) -> None:
+    """SPAN's Conv3XC keeps a fused copy for eval that it rewrites only in training forwards: rebuild it from the
+    (EMA-averaged) branches so the saved eval path matches the weights."""
+    for module in model.modules():
+        if hasattr(module, "update_params") and hasattr(module, "eval_conv"):
+            module.update_params()
+
+
+def weights_path(runs: Path, name: str) -> Path:
+    return runs / name / "model.safetensors"
+
+
+def train(name: str, args) -> None:
+    out = weights_path(args.runs, name)
+    if out.is_file():
+        print(f"{name}: already trained ({out})")
+        return
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    model = build(name, args.scale).to(device).train()
+    optim = OptimSection(lr=args.lr, warmup=args.warmup, schedule="cosine", min_lr=1e-6, grad_clip=1.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    ema = EMA(model, 0.995)
+    ema_start = args.iterations // 10
+    data = HRFolderDataset(args.data / "train_sub", args.scale, args.patch, "bicubic", seed=args.seed,
+                           repeat=math.ceil(args.iterations * args.batch / len(list((args.data / "train_sub").iterdir()))))
+    loader = DataLoader(data, batch_size=args.batch, shuffle=True, drop_last=True, num_workers=args.workers,
+                        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(args.seed))
+    batches = iter(loader)
+    start = time.perf_counter()
+    for iteration in range(args.iterations):
+        for group in optimizer.param_groups:
+            group["lr"] = optim.lr * lr_factor(iteration, args.iterations, optim)
+        batch = next(batches)
+        lr_img, hr_img = batch["lr"].to(device, non_blocking=True), batch["hr"].to(device, non_blocking=True)
+        loss = nn.functional.l1_loss(model(lr_img), hr_img)
+        if isinstance(model, HybridMoEFreqNet) and model.moe_layers():
+            loss = loss + model.aux_loss()  # the MoE balance term is part of our design; weight 1 as in configs/
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+        optimizer.step()
+        ema.update(model, 0.0 if iteration < ema_start else None)
+        if (iteration + 1) % 200 == 0:
+            print(f"{name}: iteration {iteration + 1}/{args.iterations}, loss {float(loss):.4f}, "
+                  f"{(iteration + 1) / (time.perf_counter() - start):.1f} it/s", flush=True)
+    wall = time.perf_counter() - start
+    averaged = ema.model.cpu()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(averaged, HybridMoEFreqNet):
+        freqnet.save_model(freqnet.fuse(averaged), out)
+    else:
+        averaged.train()
+        with torch.no_grad():
+            refresh_reparameterised(averaged)
+        save_file({k: v.contiguous() for k, v in averaged.state_dict().items()}, str(out))
+    device_name = torch.cuda.get_device_name() if device.type == "cuda" else machine()
+    meta = {"iterations": args.iterations, "batch": args.batch, "patch": args.patch, "scale": args.scale,
+            "lr": args.lr, "warmup": args.warmup, "seed": args.seed, "wall_s": wall, "device": device_name}
+    (out.parent / "meta.json").write_text(json.dumps(meta, indent=1))
+    print(f"{name}: done in {wall:.0f} s on {device_name}")
+
+
+def load(name: str, runs: Path, scale: int) -> nn.Module:
+    path = weights_path(runs, name)
+    if name in OURS:
+        return freqnet.load_model(path).eval()  # saved fused
+    model = build(name, scale)
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+class WholeImage:
+    """The `run(pixels)` interface that `freqnet.evaluation.evaluate` drives, for any (N, 3, H, W) model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    @torch.no_grad()
+    def run(self, pixels: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].float()
+        return self.model(x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+
+
+def report(args) -> str:
+    torch.set_num_threads(args.threads)
+    keep_freed_memory()
+    names = [n for n in CANDIDATES if weights_path(args.runs, n).is_file()]
+    if not names:
+        raise SystemExit(f"no trained models under {args.runs}: run `peers.py train` first")
+    models = {name: load(name, args.runs, args.scale) for name in names}
+    meta = {name: json.loads((weights_path(args.runs, name).parent / "meta.json").read_text()) for name in names}
+    held_out = [Dataset("held-out", str(args.data / "val_hr"))]
+    scores, baselines = {}, None
+    for name, model in models.items():
+        rows = evaluate(WholeImage(model), held_out, args.scale, baselines=baselines is None)
+        mean = means(rows, lambda r: ())[()]
+        baselines = baselines or mean
+        scores[name] = mean["model"]
+        print(f"{name}: {scores[name]['psnr']:.3f} dB", flush=True)
+    x = torch.rand(1, 3, args.latency_size, args.latency_size)
+
+    def runner(model):
+        def run():
+            with torch.inference_mode():
+                model(x)
+        return run
+
+    latency = interleaved_medians({name: runner(m) for name, m in models.items()}, repeats=args.repeats)
+    reference = "freqnet-small" if "freqnet-small" in names else names[0]
+    first = meta[names[0]]
+    lanczos = baselines["lanczos"]["psnr"]
+    lines = [
+        "# Peers at equal budget (generated by benchmarks/peers.py)", "",
+        f"Every model: ×{args.scale} classical SR, trained by one loop (`benchmarks/peers.py train`): "
+        f"{first['iterations']} iterations, batch {first['batch']}, HR patch {first['patch']}, L1 (+ our MoE balance "
+        f"term), AdamW lr {first['lr']} with {first['warmup']} warm-up iterations and cosine decay, EMA 0.995, seed {first['seed']}, "
+        "the same offline photos (`scripts/prepare_offline_photos.py`). No model got its own tuned recipe. "
+        f"Trained on: {first['device']}.",
+        f"Scored with the EMA weights on the {len(list((args.data / 'val_hr').iterdir()))} held-out photos "
+        f"(PSNR/SSIM on Y, crop {args.scale}). Bicubic {baselines['bicubic']['psnr']:.3f} dB, Lanczos {lanczos:.3f} dB.",
+        f"CPU latency: deploy form (ours fused; SPAN's Conv3XC in its eval form), fp32, {args.latency_size}² input, "
+        f"median of {args.repeats} interleaved runs. Machine: {machine()}.", "",
+        "These are short runs on photos that are not the published benchmarks; the peers' published numbers come "
+        "from 500K iterations on DF2K. The table compares architectures under one small budget, nothing more.", "",
+        f"| model | params | PSNR | vs Lanczos | vs {reference} | SSIM | CPU ms | CPU × | train wall s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        s = scores[name]
+        lines.append(f"| {name} | {count_parameters(models[name]) / 1e6:.3f} M | {s['psnr']:.3f} | "
+                     f"{s['psnr'] - lanczos:+.3f} | {s['psnr'] - scores[reference]['psnr']:+.3f} | {s['ssim']:.4f} | "
+                     f"{latency[name] * 1e3:.1f} | {latency[name] / latency[reference]:.2f} | {meta[name]['wall_s']:.0f} |")
+    lines += ["", "## Where we lose", ""]
+    ours = [n for n in names if n in OURS]
+    for peer in (n for n in names if n not in OURS):
+        faster_and_better = [n for n in ours if latency[n] <= latency[peer] and scores[n]["psnr"] >= scores[peer]["psnr"]]
+        if faster_and_better:
+            lines.append(f"- {peer}: beaten on both axes by {', '.join(faster_and_better)}.")
+        else:
+            lines.append(f"- {peer}: no preset of ours is both as fast and as good "
+                         f"({latency[peer] * 1e3:.1f} ms, {scores[peer]['psnr']:.3f} dB).")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["train", "report"])
+    parser.add_argument("--only", nargs="+", default=CANDIDATES, choices=CANDIDATES)
+    parser.add_argument("--data", type=Path, default=Path("data/photos"))
+    parser.add_argument("--runs", type=Path, default=Path("runs/peers"))
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--patch", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--latency-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.command == "train":
+        for name in args.only:
+            train(name, args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
