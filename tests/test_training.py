@@ -110,18 +110,23 @@ def test_keep_last_prunes_old_checkpoints(tmp_path):
     assert names == ["iter_00000008.json", "iter_00000012.json"]
 
 
-def test_sigterm_saves_and_exits_zero(tmp_path):
-    config = dict(QUICK, iterations=100000, log={"every": 1, "tensorboard": False, "progress": False})
+@pytest.mark.parametrize("workers", [0, 1])
+def test_sigterm_to_the_process_group_saves_and_exits_zero(tmp_path, workers):
+    """`timeout`, Ctrl-C and job schedulers signal the whole process group, data-loading workers included: the
+    workers must leave the stop to the main process, which saves a checkpoint."""
+    config = yaml.safe_load(yaml.safe_dump(QUICK))
+    config.update(iterations=100000, log={"every": 1, "tensorboard": False, "progress": False})
+    config["data"]["train"]["workers"] = workers
     path = tmp_path / "long.yaml"
     path.write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "freqnet", "train", str(path), "--out", str(run)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     log = run / "train.log"
     deadline = time.time() + 120
     while time.time() < deadline and not (log.is_file() and "iter 2 " in log.read_text()):
         time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output
     assert "SIGTERM received" in output and "--resume auto" in output

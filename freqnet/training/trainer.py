@@ -90,6 +90,14 @@ def epoch_batches(length: int, global_batch: int, seed: int, epoch: int, rank: i
     return batches
 
 
+def leave_stop_signals_to_main(_worker_id: int) -> None:
+    """Ctrl-C, `timeout` and job schedulers signal the whole process group: a data-loading worker that died of
+    it would crash the main process before it could save, so the workers ignore the signal and the main
+    process stops them after its checkpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "python": random.getstate(),
              "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))}
@@ -236,7 +244,8 @@ class Trainer:
             self.train_set.set_epoch(self.epoch)
             # Own generator: the loader's worker-seed draw must not advance the global RNG (exact resume).
             loader = DataLoader(self.train_set, batch_sampler=plan[self.position:], num_workers=t.workers,
-                                pin_memory=self.device.type == "cuda", generator=torch.Generator())
+                                pin_memory=self.device.type == "cuda", generator=torch.Generator(),
+                                worker_init_fn=leave_stop_signals_to_main)
             for batch in loader:
                 self.position += 1
                 yield batch
