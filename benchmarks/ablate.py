@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import freqnet  # noqa: E402
-from common import interleaved_medians, machine  # noqa: E402
+from common import inference_call, interleaved_medians, machine  # noqa: E402
 from freqnet.evaluation import Dataset, evaluate, means  # noqa: E402
 from freqnet.inference import Upscaler  # noqa: E402
 from freqnet.info import count_parameters  # noqa: E402
@@ -116,13 +116,7 @@ def main() -> None:
         print(f"{name}: {results[name]['psnr']:.3f} dB", flush=True)
     x = torch.rand(1, 3, 128, 128)
 
-    def runner(model):
-        def run():
-            with torch.inference_mode():
-                model(x)
-        return run
-
-    latency = interleaved_medians({name: runner(m) for name, m in models.items()}, repeats=7)
+    latency = interleaved_medians({name: inference_call(m, x) for name, m in models.items()}, repeats=7)
     full = next(iter(VARIANTS))
     baselines = results[full]["baselines"]
     lines = [

@@ -20,6 +20,14 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
 
 
+def inference_call(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    """`model(x)` without autograd, as a no-argument callable for `interleaved_medians`."""
+    def run():
+        with torch.inference_mode():
+            return model(x)
+    return run
+
+
 def interleaved_medians(candidates: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2) -> dict[str, float]:
     """Median seconds per call of each candidate, measured round-robin so that machine noise hits all alike."""
     for fn in candidates.values():

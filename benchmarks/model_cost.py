@@ -15,20 +15,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import freqnet  # noqa: E402
-from common import interleaved_medians, machine  # noqa: E402
+from common import inference_call, interleaved_medians, machine  # noqa: E402
 from freqnet.archs.window_attention import WindowAttention  # noqa: E402
 from freqnet.info import count_macs, count_parameters  # noqa: E402
 from freqnet.runtime import keep_freed_memory  # noqa: E402
 
 PRESETS = ["tiny", "small", "base", "large"]
 PEER_MS_X4_128 = {"SAFMN": 68, "OmniSR": 73, "PLKSR-tiny": 200, "SwinIR-light": 836}  # same machine class
-
-
-def runner(model: torch.nn.Module, x: torch.Tensor):
-    def run():
-        with torch.inference_mode():
-            model(x)
-    return run
 
 
 def preset_table(repeats: int) -> list[str]:
@@ -39,7 +32,7 @@ def preset_table(repeats: int) -> list[str]:
         for preset in PRESETS:
             model = freqnet.build_model(preset, scale).eval()
             fused = freqnet.fuse(model)
-            t = interleaved_medians({"train": runner(model, x), "fused": runner(fused, x)}, repeats)
+            t = interleaved_medians({"train": inference_call(model, x), "fused": inference_call(fused, x)}, repeats)
             rows.append(f"| {preset} | x{scale} | {size}² | {count_parameters(model) / 1e6:.3f} M | "
                         f"{count_parameters(fused) / 1e6:.3f} M | {count_macs(fused, size, size) / 1e9:.2f} G | "
                         f"{t['train'] * 1e3:.1f} | {t['fused'] * 1e3:.1f} | {t['train'] / t['fused']:.2f}× |")
@@ -52,7 +45,7 @@ def moe_table(repeats: int) -> list[str]:
     for preset in PRESETS:
         moe = freqnet.fuse(freqnet.build_model(preset, 4))
         dense = freqnet.fuse(freqnet.build_model(preset, 4, use_moe=False))
-        t = interleaved_medians({"moe": runner(moe, x), "dense": runner(dense, x)}, repeats)
+        t = interleaved_medians({"moe": inference_call(moe, x), "dense": inference_call(dense, x)}, repeats)
         rows.append(f"| {preset} | {t['moe'] * 1e3:.1f} | {t['dense'] * 1e3:.1f} | {t['moe'] / t['dense']:.2f} | "
                     f"{count_parameters(moe) / 1e6:.3f} M | {count_parameters(dense) / 1e6:.3f} M |")
     return rows
@@ -86,7 +79,7 @@ def pruning_table(repeats: int, thresholds=(0.02, 0.05, 0.1, 0.2)) -> list[str]:
         pruned = freqnet.fuse(freqnet.HybridMoEFreqNet(base.config.replace(prune_threshold=threshold)))
         pruned.load_state_dict(base.state_dict())
         models[str(threshold)] = pruned
-    t = interleaved_medians({k: runner(m, x) for k, m in models.items()}, repeats)
+    t = interleaved_medians({k: inference_call(m, x) for k, m in models.items()}, repeats)
     with torch.inference_mode():
         reference = models["off"](x).clamp(0, 1)
         for key, model in models.items():
@@ -106,7 +99,7 @@ def size_table(repeats: int) -> list[str]:
             "|---|" + "---|" * (len(sizes) + 1)]
     for preset in ["tiny", "base"]:
         fused = freqnet.fuse(freqnet.build_model(preset, 4))
-        t = interleaved_medians({s: runner(fused, torch.rand(1, 3, s, s)) for s in sizes}, max(3, repeats // 2))
+        t = interleaved_medians({s: inference_call(fused, torch.rand(1, 3, s, s)) for s in sizes}, max(3, repeats // 2))
         ratios = [t[b] / t[a] for a, b in zip(sizes, sizes[1:])]
         rows.append(f"| {preset} | " + " | ".join(f"{t[s] * 1e3:.1f}" for s in sizes) +
                     f" | {float(np.median(ratios)):.2f} ({', '.join(f'{r:.2f}' for r in ratios)}) |")

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import freqnet  # noqa: E402
-from common import interleaved_medians, machine  # noqa: E402
+from common import inference_call, interleaved_medians, machine  # noqa: E402
 from freqnet.archs.network import HybridMoEFreqNet  # noqa: E402
 from freqnet.data.datasets import HRFolderDataset  # noqa: E402
 from freqnet.evaluation import Dataset, evaluate, means  # noqa: E402
@@ -115,7 +115,7 @@ def train(name: str, args) -> None:
         optimizer.step()
         ema.update(model, 0.0 if iteration < ema_start else None)
         if (iteration + 1) % 200 == 0:
-            print(f"{name}: iteration {iteration + 1}/{args.iterations}, loss {float(loss):.4f}, "
+            print(f"{name}: iteration {iteration + 1}/{args.iterations}, loss {float(loss.detach()):.4f}, "
                   f"{(iteration + 1) / (time.perf_counter() - start):.1f} it/s", flush=True)
     wall = time.perf_counter() - start
     averaged = ema.model.cpu()
@@ -173,13 +173,7 @@ def report(args) -> str:
         print(f"{name}: {scores[name]['psnr']:.3f} dB", flush=True)
     x = torch.rand(1, 3, args.latency_size, args.latency_size)
 
-    def runner(model):
-        def run():
-            with torch.inference_mode():
-                model(x)
-        return run
-
-    latency = interleaved_medians({name: runner(m) for name, m in models.items()}, repeats=args.repeats)
+    latency = interleaved_medians({name: inference_call(m, x) for name, m in models.items()}, repeats=args.repeats)
     reference = "freqnet-small" if "freqnet-small" in names else names[0]
     first = meta[names[0]]
     lanczos = baselines["lanczos"]["psnr"]
