@@ -20,7 +20,6 @@ from common import machine  # noqa: E402
 
 def child(model: str, preset: str, tile: str, size: tuple[int, int]) -> dict:
     import numpy as np
-    import torch
 
     import freqnet
     from freqnet.inference import Upscaler
