@@ -35,7 +35,6 @@ from common import inference_call, interleaved_medians, machine  # noqa: E402
 from freqnet.archs.network import HybridMoEFreqNet  # noqa: E402
 from freqnet.data.datasets import HRFolderDataset  # noqa: E402
 from freqnet.evaluation import Dataset, evaluate, means  # noqa: E402
-from freqnet.info import count_parameters  # noqa: E402
 from freqnet.runtime import keep_freed_memory  # noqa: E402
 from freqnet.training.config import OptimSection  # noqa: E402
 from freqnet.training.ema import EMA  # noqa: E402
@@ -52,8 +51,8 @@ def peer_factories() -> dict[str, Callable[[int], nn.Module]]:
     return {
         "SAFMN": lambda scale: SAFMN(dim=36, n_blocks=8, ffn_scale=2.0, upscaling_factor=scale),
         "SPAN": lambda scale: SPAN(num_in_ch=3, num_out_ch=3, feature_channels=48, upscale=scale),
-        "PLKSR-tiny": lambda scale: PLKSR(dim=64, n_blocks=12, kernel_size=13, split_ratio=0.25, use_ea=False,
-                                          upscaling_factor=scale),
+        "PLKSR-tiny": lambda scale: PLKSR(dim=64, n_blocks=12, ccm_type="DCCM", kernel_size=13, split_ratio=0.25,
+                                          use_ea=False, upscaling_factor=scale),
         "SwinIR-light": lambda scale: SwinIR(upscale=scale, img_size=64, window_size=8, img_range=1.0,
                                              depths=[6, 6, 6, 6], embed_dim=60, num_heads=[6, 6, 6, 6], mlp_ratio=2,
                                              upsampler="pixelshuffledirect"),
@@ -76,6 +75,16 @@ def refresh_reparameterised(model: nn.Module) -> None:
     for module in model.modules():
         if hasattr(module, "update_params") and hasattr(module, "eval_conv"):
             module.update_params()
+
+
+def deploy_parameters(model: nn.Module) -> int:
+    """Parameters of the inference form: a Conv3XC counts only its fused eval conv, not its training branches."""
+    branches = set()
+    for module in model.modules():
+        if hasattr(module, "update_params") and hasattr(module, "eval_conv"):
+            fused = {id(p) for p in module.eval_conv.parameters()}
+            branches |= {id(p) for p in module.parameters() if id(p) not in fused}
+    return sum(p.numel() for p in model.parameters() if id(p) not in branches)
 
 
 def weights_path(runs: Path, name: str) -> Path:
@@ -143,6 +152,11 @@ def load(name: str, runs: Path, scale: int) -> nn.Module:
     return model.eval()
 
 
+def untrained_deploy_form(name: str, scale: int) -> nn.Module:
+    model = build(name, scale)
+    return (freqnet.fuse(model) if name in OURS else model).eval()
+
+
 class WholeImage:
     """The `run(pixels)` interface that `freqnet.evaluation.evaluate` drives, for any (N, 3, H, W) model."""
 
@@ -162,6 +176,7 @@ def report(args) -> str:
     if not names:
         raise SystemExit(f"no trained models under {args.runs}: run `peers.py train` first")
     models = {name: load(name, args.runs, args.scale) for name in names}
+    untrained = {name: untrained_deploy_form(name, args.scale) for name in CANDIDATES if name not in names}
     meta = {name: json.loads((weights_path(args.runs, name).parent / "meta.json").read_text()) for name in names}
     held_out = [Dataset("held-out", str(args.data / "val_hr"))]
     scores, baselines = {}, None
@@ -173,7 +188,8 @@ def report(args) -> str:
         print(f"{name}: {scores[name]['psnr']:.3f} dB", flush=True)
     x = torch.rand(1, 3, args.latency_size, args.latency_size)
 
-    latency = interleaved_medians({name: inference_call(m, x) for name, m in models.items()}, repeats=args.repeats)
+    timed = {**models, **untrained}  # an untrained model is as fast as a trained one: time it all the same
+    latency = interleaved_medians({name: inference_call(m, x) for name, m in timed.items()}, repeats=args.repeats)
     reference = "freqnet-small" if "freqnet-small" in names else names[0]
     first = meta[names[0]]
     lanczos = baselines["lanczos"]["psnr"]
@@ -195,13 +211,16 @@ def report(args) -> str:
     ]
     for name in names:
         s = scores[name]
-        lines.append(f"| {name} | {count_parameters(models[name]) / 1e6:.3f} M | {s['psnr']:.3f} | "
+        lines.append(f"| {name} | {deploy_parameters(models[name]) / 1e6:.3f} M | {s['psnr']:.3f} | "
                      f"{s['psnr'] - lanczos:+.3f} | {s['psnr'] - scores[reference]['psnr']:+.3f} | {s['ssim']:.4f} | "
                      f"{latency[name] * 1e3:.1f} | {latency[name] / latency[reference]:.2f} | "
                      f"{meta[name]['device'].split(',')[0]} | {meta[name]['wall_s']:.0f} |")
-    missing = [n for n in CANDIDATES if n not in names]
-    if missing:
-        lines += ["", f"Not trained at this budget (no weights under `{args.runs}`): {', '.join(missing)}."]
+    for name, model in untrained.items():
+        lines.append(f"| {name} | {deploy_parameters(model) / 1e6:.3f} M | — | — | — | — | {latency[name] * 1e3:.1f} | "
+                     f"{latency[name] / latency[reference]:.2f} | not trained | — |")
+    if untrained:
+        lines += ["", f"Not trained at this budget (no weights under `{args.runs}`): {', '.join(untrained)}; "
+                  "timed only."]
     lines += ["", "## Where we lose", ""]
     ours = [n for n in names if n in OURS]
     for peer in (n for n in names if n not in OURS):
