@@ -155,7 +155,7 @@ def main() -> None:
     else:
         lines.append(f"The full model is {results[full]['psnr'] - baselines['lanczos']['psnr']:+.3f} dB over Lanczos at "
                      "this budget.")
-    lines.append(f"Quality spread across variants: {spread:.3f} dB. What the table does show now is cost: "
+    lines.append(f"Quality spread across variants: {spread:.3f} dB. Cost against the full model: "
                  + "; ".join(f"{name.split(' (')[0]} {r['ms'] / results[full]['ms']:.2f}× latency, "
                              f"{(r['params'] / results[full]['params'] - 1) * 100:+.0f} % parameters"
                              for name, r in results.items() if name != full) + ".")
