@@ -53,6 +53,9 @@ def peer_factories() -> dict[str, Callable[[int], nn.Module]]:
         "SPAN": lambda scale: SPAN(num_in_ch=3, num_out_ch=3, feature_channels=48, upscale=scale),
         "PLKSR-tiny": lambda scale: PLKSR(dim=64, n_blocks=12, ccm_type="DCCM", kernel_size=13, split_ratio=0.25,
                                           use_ea=False, upscaling_factor=scale),
+        # The same with the single-conv channel mixer (1.58 M): lighter than the published tiny model.
+        "PLKSR-tiny-CCM": lambda scale: PLKSR(dim=64, n_blocks=12, ccm_type="CCM", kernel_size=13, split_ratio=0.25,
+                                              use_ea=False, upscaling_factor=scale),
         "SwinIR-light": lambda scale: SwinIR(upscale=scale, img_size=64, window_size=8, img_range=1.0,
                                              depths=[6, 6, 6, 6], embed_dim=60, num_heads=[6, 6, 6, 6], mlp_ratio=2,
                                              upsampler="pixelshuffledirect"),
@@ -60,7 +63,7 @@ def peer_factories() -> dict[str, Callable[[int], nn.Module]]:
 
 
 OURS = {"freqnet-tiny": "tiny", "freqnet-small": "small", "freqnet-base": "base"}
-CANDIDATES = [*OURS, "SAFMN", "SPAN", "PLKSR-tiny", "SwinIR-light"]
+CANDIDATES = [*OURS, "SAFMN", "SPAN", "PLKSR-tiny", "PLKSR-tiny-CCM", "SwinIR-light"]
 
 
 def build(name: str, scale: int) -> nn.Module:

@@ -92,3 +92,22 @@ def test_token_pruning_skips_flat_windows_only():
     assert attention.pruned_fraction == 0.75
     assert (out[:, :, 4:, :] == 0).all() and (out[:, :, :, 4:] == 0).all()
     torch.testing.assert_close(out[:, :, :4, :4], reference[:, :, :4, :4])
+
+
+def test_unpruned_forward_finds_masked_windows_once_per_shape(monkeypatch):
+    """Without pruning, which windows need a mask is a fact of the shape: after the first forward at a shape no
+    `nonzero` runs (on a GPU each would wait for the device), and the batched result equals per-image results."""
+    attention = WindowAttention(8, 2, 4, shift=True).eval()
+    x = torch.randn(3, 8, 9, 11)  # padded and shifted: border windows need masks
+    with torch.no_grad():
+        first = attention(x)
+
+        def no_host_sync(*args, **kwargs):
+            raise AssertionError("nonzero in a steady-state forward")
+
+        monkeypatch.setattr(torch.Tensor, "nonzero", no_host_sync)
+        again = attention(x)
+        monkeypatch.undo()
+        alone = torch.cat([attention(x[i:i + 1]) for i in range(3)])
+    assert torch.equal(first, again)
+    torch.testing.assert_close(first, alone)

@@ -87,6 +87,23 @@ def pair_mask(labels: torch.Tensor) -> torch.Tensor:
     return torch.where(allowed, 0.0, MASKED)[:, None]
 
 
+def needs_mask(labels: torch.Tensor) -> torch.Tensor:
+    """(num_windows,) bool: the window mixes regions or holds padding, so its attention needs a mask."""
+    return (labels != labels[:, :1]).any(dim=1) | (labels[:, 0] < 0)
+
+
+@functools.lru_cache(maxsize=64)
+def mask_plan(h: int, w: int, window: int, shift: int, batch: int,
+              device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Which of a batch's windows need a mask, and their masks, found once per shape on the CPU: a forward
+    without pruning then never waits for the GPU to answer `nonzero`."""
+    labels = window_labels(h, w, window, shift)
+    per_image = needs_mask(labels).nonzero()[:, 0]
+    index = (per_image[None] + labels.shape[0] * torch.arange(batch)[:, None]).flatten()
+    mask = pair_mask(labels[per_image]).repeat(batch, 1, 1, 1) if per_image.numel() else None
+    return index.to(device), None if mask is None else mask.to(device)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside (optionally shifted) windows of an NCHW map."""
 
@@ -144,19 +161,19 @@ class WindowAttention(nn.Module):
 
     def attend_windows(self, windows: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """Only the windows that need a mask get one; pruned windows are skipped entirely."""
-        labels = window_labels(h, w, self.window, self.shift, windows.device)
-        needs_mask = (labels != labels[:, :1]).any(dim=1) | (labels[:, 0] < 0)
-        window_id = torch.arange(windows.shape[0], device=windows.device) % labels.shape[0]
         keep = self.keep_windows(windows)
-        self.pruned_fraction = 0.0 if keep is None else 1.0 - keep.float().mean().item()
-        chosen = None if keep is None else keep.nonzero()[:, 0]
-        tokens = windows if chosen is None else windows[chosen]
-        ids = window_id if chosen is None else window_id[chosen]
-        masked = needs_mask[ids].nonzero()[:, 0]
+        if keep is None:
+            self.pruned_fraction = 0.0
+            labels = window_labels(h, w, self.window, self.shift)
+            masked, mask = mask_plan(h, w, self.window, self.shift, windows.shape[0] // labels.shape[0], windows.device)
+            return self.attend(windows, masked, mask)
+        labels = window_labels(h, w, self.window, self.shift, windows.device)
+        self.pruned_fraction = 1.0 - keep.float().mean().item()
+        chosen = keep.nonzero()[:, 0]
+        ids = chosen % labels.shape[0]
+        masked = needs_mask(labels)[ids].nonzero()[:, 0]
         mask = pair_mask(labels[ids[masked]]) if masked.numel() else None
-        attended = self.attend(tokens, masked, mask)
-        if chosen is None:
-            return attended
+        attended = self.attend(windows[chosen], masked, mask)
         return torch.zeros_like(windows).index_copy(0, chosen, attended)
 
     def attend_for_export(self, windows: torch.Tensor, h, w) -> torch.Tensor:
