@@ -98,6 +98,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes per training run")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--repeat", type=Path, default=None,
+                        help="a second run of one variant (another device or seed), named like its run folder: "
+                             "the gap between the two scores is reported as the noise floor")
     parser.add_argument("--train-only", nargs="+", default=None, choices=[slug(n) for n in VARIANTS],
                         help="train just these variants and stop (one process per variant, e.g. on a GPU)")
     args = parser.parse_args()
@@ -147,6 +150,15 @@ def main() -> None:
                      f"{latency[name] * 1e3:.1f} | {latency[name] / latency[full]:.2f} | {device[name]} | {wall[name]:.0f} |")
     spread = max(r["psnr"] for r in results.values()) - min(r["psnr"] for r in results.values())
     lines += ["", "## Reading", ""]
+    if args.repeat:
+        name = next(n for n in VARIANTS if slug(n) == args.repeat.name)
+        again = freqnet.fuse(freqnet.load_model(sorted((args.repeat / "checkpoints").glob("iter_*_ema.safetensors"))[-1]))
+        rows = evaluate(Upscaler(again, tile=None), [Dataset("held-out", str(args.data / "val_hr"))], args.scale,
+                        baselines=False)
+        psnr = means(rows, lambda r: ())[()]["model"]["psnr"]
+        lines.append(f"Noise floor: `{slug(name)}` trained twice with the same seed and data, on the {device[name]} "
+                     f"({results[name]['psnr']:.3f} dB) and on the {trained_on(args.repeat)} ({psnr:.3f} dB): a "
+                     f"{abs(psnr - results[name]['psnr']):.3f} dB gap. Differences smaller than that are not evidence.")
     if results[full]["psnr"] < baselines["lanczos"]["psnr"]:
         lines.append(f"At this budget even the full model is below Lanczos ({results[full]['psnr']:.3f} vs "
                      f"{baselines['lanczos']['psnr']:.3f} dB): every variant is still learning to beat interpolation, so "
