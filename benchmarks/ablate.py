@@ -138,8 +138,8 @@ def main() -> None:
         "Where each variant was trained is in the table: the loop, seed and data are the same on either device.",
         f"Baselines on the same photos: bicubic {baselines['bicubic']['psnr']:.3f} dB, "
         f"Lanczos {baselines['lanczos']['psnr']:.3f} dB.", "",
-        "These are short runs on a small CPU budget: differences under ~0.05 dB are within run-to-run noise; a "
-        "design choice that pays off only with long training will not show here.", "",
+        "These are short runs on a small budget: a design choice that pays off only with long training will not "
+        "show here, and small differences are noise (the reading below measures it when `--repeat` is given).", "",
         "| variant | PSNR | Δ PSNR | SSIM | params (fused) | Δ params | latency ms | latency × | trained on | train wall s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
