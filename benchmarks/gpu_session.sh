@@ -5,6 +5,10 @@
 #
 #   OUT=/tmp/gpu_out bash benchmarks/gpu_session.sh        # sizes below via environment variables
 # Needs data/photos (scripts/prepare_offline_photos.py) and, for the peers, spandrel importable.
+#
+# Seen in the first lease (H100, docs/gpu_checks.md): with all 16 jobs at once our models, which wait for the GPU a
+# few times per forward (MoE dispatch), trained 2-4x slower than the sync-free peers and 9 of 16 jobs missed the
+# 330 s deadline. Next time give fewer jobs the GPU at once, or a longer TRAIN_S.
 set -u
 OUT=${OUT:?set OUT to a folder for the results}
 PYTHON=${PYTHON:-python3}
