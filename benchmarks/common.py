@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -40,3 +41,35 @@ def interleaved_medians(candidates: dict[str, Callable[[], object]], repeats: in
             fn()
             samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def speed_config(preset: str, batch: int, patch: int, steps: int, **fields):
+    """A ×4 training config for timing `steps` steps on the bundled photos: no validation, checkpoints or logs."""
+    from freqnet.training import load_config
+
+    return load_config(base={
+        "iterations": steps, "model": {"preset": preset, "scale": 4},
+        "data": {"train": {"hr": "builtin:samples", "patch_size": patch, "batch_size": batch, "workers": 0},
+                 "val": {"every": 0}},
+        "checkpoint": {"every": 10**9}, "log": {"every": 10**9, "tensorboard": False, "progress": False}, **fields})
+
+
+def training_rate(config, steps: int, warmup: int, synchronize: Callable[[], None] = lambda: None) -> float:
+    """Trainer.step calls per second on prefetched batches (data loading excluded), after `warmup` steps that
+    build lazy modules (VGG, discriminator) and warm the allocator."""
+    from freqnet.training import Trainer
+    from freqnet.training.schedule import loss_weights
+
+    with tempfile.TemporaryDirectory() as run:
+        trainer = Trainer(config, run)
+        data = trainer.batches()
+        batches = [next(data) for _ in range(warmup + steps)]
+        weights = loss_weights(0, config.losses, config.curriculum)
+        for batch in batches[:warmup]:
+            trainer.step(batch, weights)
+        synchronize()
+        start = time.perf_counter()
+        for batch in batches[warmup:]:
+            trainer.step(batch, weights)
+        synchronize()
+        return steps / (time.perf_counter() - start)

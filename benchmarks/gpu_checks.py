@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -19,11 +18,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import freqnet  # noqa: E402
+from common import speed_config, training_rate  # noqa: E402
 from freqnet.data.image_io import read_image  # noqa: E402
 from freqnet.inference import Upscaler  # noqa: E402
 from freqnet.models import shipped_models  # noqa: E402
-from freqnet.training import Trainer, load_config  # noqa: E402
-from freqnet.training.schedule import loss_weights  # noqa: E402
 
 PRESETS = ["tiny", "small", "base", "large"]
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -132,28 +130,11 @@ def train_speed(lines: list[str], steps: int) -> None:
         for batch, patch in [(8, 64), (32, 128)]:
             cells, peak = [], 0.0
             for precision in ("fp32", "bf16"):
-                config = load_config(base={
-                    "iterations": steps + 3, "precision": precision, "model": {"preset": preset, "scale": 4},
-                    "data": {"train": {"hr": "builtin:samples", "patch_size": patch, "batch_size": batch, "workers": 0},
-                             "val": {"every": 0}},
-                    "checkpoint": {"every": 10**9}, "log": {"every": 10**9, "tensorboard": False, "progress": False}})
-                with tempfile.TemporaryDirectory() as run:
-                    trainer = Trainer(config, run)
-                    data = trainer.batches()
-                    batches = [next(data) for _ in range(steps + 3)]
-                    weights = loss_weights(0, config.losses, config.curriculum)
-                    if DEVICE.type == "cuda":
-                        torch.cuda.reset_peak_memory_stats()
-                    for b in batches[:3]:
-                        trainer.step(b, weights)
-                    synchronize()
-                    start = time.perf_counter()
-                    for b in batches[3:]:
-                        trainer.step(b, weights)
-                    synchronize()
-                    cells.append(steps / (time.perf_counter() - start))
-                    peak = torch.cuda.max_memory_allocated() / 2**30 if DEVICE.type == "cuda" else 0.0
-                del trainer
+                if DEVICE.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                config = speed_config(preset, batch, patch, steps + 3, precision=precision)
+                cells.append(training_rate(config, steps, warmup=3, synchronize=synchronize))
+                peak = torch.cuda.max_memory_allocated() / 2**30 if DEVICE.type == "cuda" else 0.0
             lines.append(f"| {preset} | {batch} × {patch} | {cells[0]:.1f} | {cells[1]:.1f} | {peak:.2f} GiB |")
     lines.append("")
 

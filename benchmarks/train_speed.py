@@ -14,13 +14,12 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import machine, speed_config, training_rate  # noqa: E402
 
 ALL_LOSSES = {"l1": 1.0, "ssim": 0.1, "fft": 0.05, "perceptual": 0.1, "gan": 0.01, "moe_aux": 1.0}
 
@@ -40,31 +39,14 @@ def child(preset: str, losses: dict[str, float], steps: int, threads: int, vgg: 
     import torch
 
     from freqnet.runtime import keep_freed_memory
-    from freqnet.training import Trainer, load_config
-    from freqnet.training.schedule import loss_weights
 
     torch.set_num_threads(threads)
     keep_freed_memory()
-    config = load_config(base={
-        "iterations": steps + 2, "model": {"preset": preset, "scale": 4},
-        "data": {"train": {"hr": "builtin:samples", "patch_size": 64, "batch_size": 8, "workers": 0},
-                 "val": {"every": 0}},
-        "losses": {**{k: 0.0 for k in ALL_LOSSES}, **losses}, "perceptual": {"weights": vgg},
-        "checkpoint": {"every": 10**9}, "log": {"every": 10**9, "tensorboard": False, "progress": False},
-    })
-    with tempfile.TemporaryDirectory() as run:
-        trainer = Trainer(config, run)
-        data = trainer.batches()
-        weights = loss_weights(0, config.losses, config.curriculum)
-        for _ in range(2):  # warm-up (lazy VGG/discriminator construction, allocator)
-            trainer.step(next(data), weights)
-        batches = [next(data) for _ in range(steps)]
-        start = time.perf_counter()
-        for batch in batches:
-            trainer.step(batch, weights)
-        elapsed = time.perf_counter() - start
+    config = speed_config(preset, 8, 64, steps + 2, losses={**{k: 0.0 for k in ALL_LOSSES}, **losses},
+                          perceptual={"weights": vgg})
+    rate = training_rate(config, steps, warmup=2)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"it_per_s": steps / elapsed, "peak_mb": peak_mb}
+    return {"it_per_s": rate, "peak_mb": peak_mb}
 
 
 def main() -> None:
