@@ -93,11 +93,12 @@ def needs_mask(labels: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def mask_plan(h: int, w: int, window: int, shift: int, batch: int,
+def mask_plan(h: int, w: int, window: int, shift: int, num_windows: int,
               device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Which of a batch's windows need a mask, and their masks, found once per shape on the CPU: a forward
-    without pruning then never waits for the GPU to answer `nonzero`."""
+    """Which of a batch's `num_windows` windows need a mask, and their masks, found once per shape on the CPU:
+    a forward without pruning then never waits for the GPU to answer `nonzero`."""
     labels = window_labels(h, w, window, shift)
+    batch = num_windows // labels.shape[0]
     per_image = needs_mask(labels).nonzero()[:, 0]
     index = (per_image[None] + labels.shape[0] * torch.arange(batch)[:, None]).flatten()
     mask = pair_mask(labels[per_image]).repeat(batch, 1, 1, 1) if per_image.numel() else None
@@ -164,8 +165,7 @@ class WindowAttention(nn.Module):
         keep = self.keep_windows(windows)
         if keep is None:
             self.pruned_fraction = 0.0
-            labels = window_labels(h, w, self.window, self.shift)
-            masked, mask = mask_plan(h, w, self.window, self.shift, windows.shape[0] // labels.shape[0], windows.device)
+            masked, mask = mask_plan(h, w, self.window, self.shift, windows.shape[0], windows.device)
             return self.attend(windows, masked, mask)
         labels = window_labels(h, w, self.window, self.shift, windows.device)
         self.pruned_fraction = 1.0 - keep.float().mean().item()
