@@ -58,6 +58,13 @@ def train_variant(name: str, overrides: dict, args) -> Path:
     return last
 
 
+def held_out_scores(model, args, baselines: bool) -> dict[str, dict[str, float]]:
+    """Mean PSNR/SSIM on the held-out photos: the model's, and bicubic's and Lanczos's when `baselines`."""
+    rows = evaluate(Upscaler(model, tile=None), [Dataset("held-out", str(args.data / "val_hr"))], args.scale,
+                    baselines=baselines)
+    return means(rows, lambda r: ())[()]
+
+
 def trained_on(run: Path) -> str:
     """The device named in the run's log ("... 1 process(es) on cuda:0, precision fp32")."""
     found = re.search(r" on (\S+), precision", (run / "train.log").read_text())
@@ -118,9 +125,7 @@ def main() -> None:
         models[name] = freqnet.fuse(freqnet.load_model(checkpoint))
         wall[name] = wall_seconds(checkpoint.parent.parent)
         device[name] = trained_on(checkpoint.parent.parent)
-        upscaler = Upscaler(models[name], tile=None)
-        rows = evaluate(upscaler, [Dataset("held-out", str(args.data / "val_hr"))], args.scale, baselines=name == next(iter(VARIANTS)))
-        scores = means(rows, lambda r: ())[()]
+        scores = held_out_scores(models[name], args, baselines=name == next(iter(VARIANTS)))
         results[name] = {"psnr": scores["model"]["psnr"], "ssim": scores["model"]["ssim"],
                          "params": count_parameters(models[name]), "baselines": scores}
         print(f"{name}: {results[name]['psnr']:.3f} dB", flush=True)
@@ -153,9 +158,7 @@ def main() -> None:
     if args.repeat:
         name = next(n for n in VARIANTS if slug(n) == args.repeat.name)
         again = freqnet.fuse(freqnet.load_model(sorted((args.repeat / "checkpoints").glob("iter_*_ema.safetensors"))[-1]))
-        rows = evaluate(Upscaler(again, tile=None), [Dataset("held-out", str(args.data / "val_hr"))], args.scale,
-                        baselines=False)
-        psnr = means(rows, lambda r: ())[()]["model"]["psnr"]
+        psnr = held_out_scores(again, args, baselines=False)["model"]["psnr"]
         lines.append(f"Noise floor: `{slug(name)}` trained twice with the same seed and data, on the {device[name]} "
                      f"({results[name]['psnr']:.3f} dB) and on the {trained_on(args.repeat)} ({psnr:.3f} dB): a "
                      f"{abs(psnr - results[name]['psnr']):.3f} dB gap. Differences smaller than that are not evidence.")

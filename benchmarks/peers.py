@@ -107,8 +107,8 @@ def train(name: str, args) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, betas=(0.9, 0.99), weight_decay=0.0)
     ema = EMA(model, 0.995)
     ema_start = args.iterations // 10
-    data = HRFolderDataset(args.data / "train_sub", args.scale, args.patch, "bicubic", seed=args.seed,
-                           repeat=math.ceil(args.iterations * args.batch / len(list((args.data / "train_sub").iterdir()))))
+    data = HRFolderDataset(args.data / "train_sub", args.scale, args.patch, "bicubic", seed=args.seed)
+    data.repeat = math.ceil(args.iterations * args.batch / len(data.files))  # one epoch covers the whole run
     loader = DataLoader(data, batch_size=args.batch, shuffle=True, drop_last=True, num_workers=args.workers,
                         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(args.seed))
     batches = iter(loader)
