@@ -30,7 +30,9 @@ def save(path, array):
 def test_recipes_give_the_right_size_and_are_deterministic(recipe, scale):
     hr = modcrop(photo(61, 47), scale)  # odd sizes, cropped to a multiple of the scale
     degrader = Degrader(recipe, scale)
+    attributes = set(vars(degrader))
     lr1, info1 = degrader(hr, np.random.default_rng(7))
+    assert set(vars(degrader)) == attributes  # no per-image state on a degrader that loaders share
     lr2, info2 = degrader(hr, np.random.default_rng(7))
     assert lr1.shape == (hr.shape[0] // scale, hr.shape[1] // scale, 3)
     assert np.array_equal(lr1, lr2) and info1 == info2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,16 @@ def pick(weights: dict[str, float], rng: np.random.Generator) -> str:
     return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
+@dataclass
+class Pass:
+    """What one degradation of one image carries between its steps; kept off the Degrader, which is shared."""
+
+    rng: np.random.Generator
+    target: tuple[int, int]  # LR size (h, w)
+    tags: list[str] = field(default_factory=list)  # label parts for per-degradation validation
+    records: list[Record] = field(default_factory=list)
+
+
 class Degrader:
     """Applies a recipe to HR images: `degrader(hr, rng) -> (lr, info)` with lr of size hr / scale."""
 
@@ -88,88 +99,87 @@ class Degrader:
             choice = pick(self.recipe["mixture"], rng)
             lr, info = self.sub[choice](hr, rng)
             return lr, {**info, "mixture": self.name}
-        self.target = (h // self.scale, w // self.scale)
-        self.tags: list[str] = []
-        image, records = hr.astype(np.float32), []
+        run = Pass(rng, (h // self.scale, w // self.scale))
+        image = hr.astype(np.float32)
         for step in self.recipe["steps"]:
-            image = self.apply(step, image, rng, records)
-        image = ops.resize(image, self.target, "matlab_bicubic") if image.shape[:2] != self.target else image
+            image = self.apply(step, image, run)
+        image = ops.resize(image, run.target, "matlab_bicubic") if image.shape[:2] != run.target else image
         lr = np.round(np.clip(image, 0.0, 1.0) * 255.0) / 255.0  # LR is stored and read as 8-bit
-        label = "/".join([self.name, *self.tags])
-        return lr.astype(np.float32), {"recipe": self.name, "label": label, "scale": self.scale, "steps": records}
+        label = "/".join([self.name, *run.tags])
+        return lr.astype(np.float32), {"recipe": self.name, "label": label, "scale": self.scale, "steps": run.records}
 
-    def apply(self, step: dict[str, Any], image: np.ndarray, rng: np.random.Generator, records: list[Record]) -> np.ndarray:
+    def apply(self, step: dict[str, Any], image: np.ndarray, run: Pass) -> np.ndarray:
         kind = step["type"]
         if kind == "shuffle":
-            for index in rng.permutation(len(step["groups"])):
+            for index in run.rng.permutation(len(step["groups"])):
                 for sub in step["groups"][index]:
-                    image = self.apply(sub, image, rng, records)
+                    image = self.apply(sub, image, run)
             return image
-        if rng.random() >= step.get("prob", 1.0):
+        if run.rng.random() >= step.get("prob", 1.0):
             return image
         handler = getattr(self, f"step_{kind}", None)
         if handler is None:
             raise ValueError(f"unknown degradation step type {kind!r}")
-        image, record = handler(step, image, rng)
-        records.append({"type": kind, **record})
+        image, record = handler(step, image, run)
+        run.records.append({"type": kind, **record})
         return image
 
     # -- steps -------------------------------------------------------------------------------------------
-    def step_blur(self, step, image, rng):
-        size = sample(step.get("kernel_size", 21), rng, integer=True)
-        if rng.random() < step.get("sinc_prob", 0.0):
+    def step_blur(self, step, image, run: Pass):
+        size = sample(step.get("kernel_size", 21), run.rng, integer=True)
+        if run.rng.random() < step.get("sinc_prob", 0.0):
             low = math.pi / 3 if size < 13 else math.pi / 5
-            cutoff = float(rng.uniform(low, math.pi))
+            cutoff = float(run.rng.uniform(low, math.pi))
             kernel, record = sinc_kernel(size, cutoff), {"kernel": "sinc", "size": size, "cutoff": cutoff}
         else:
-            kind = pick(step.get("kernel_probs", {"iso": 1.0}), rng)
+            kind = pick(step.get("kernel_probs", {"iso": 1.0}), run.rng)
             if kind == "motion":
-                length, angle = sample(step.get("motion_length", [5.0, 15.0]), rng), float(rng.uniform(0, math.pi))
+                length, angle = sample(step.get("motion_length", [5.0, 15.0]), run.rng), float(run.rng.uniform(0, math.pi))
                 kernel = motion_kernel(size, length, angle)
                 record = {"kernel": "motion", "size": size, "length": length, "angle": angle}
             else:
-                kernel, record = random_mixed_kernel(rng, size, kind, tuple(step.get("sigma", [0.2, 3.0])),
+                kernel, record = random_mixed_kernel(run.rng, size, kind, tuple(step.get("sigma", [0.2, 3.0])),
                                                      tuple(step.get("beta_gaussian", [0.5, 4.0])),
                                                      tuple(step.get("beta_plateau", [1.0, 2.0])))
         if step.get("tag"):
-            self.tags.append(record["kernel"])
+            run.tags.append(record["kernel"])
         return ops.blur(image, kernel), record
 
-    def step_sinc(self, step, image, rng):
-        size = sample(step.get("kernel_size", 21), rng, integer=True)
-        cutoff = sample(step.get("cutoff", [math.pi / 3, math.pi]), rng)
+    def step_sinc(self, step, image, run: Pass):
+        size = sample(step.get("kernel_size", 21), run.rng, integer=True)
+        cutoff = sample(step.get("cutoff", [math.pi / 3, math.pi]), run.rng)
         return ops.blur(image, sinc_kernel(size, cutoff)), {"size": size, "cutoff": cutoff}
 
-    def step_resize(self, step, image, rng):
-        direction = pick(step.get("probs", {"up": 0.2, "down": 0.7, "keep": 0.1}), rng)
-        factor = 1.0 if direction == "keep" else sample(step.get(direction, [1.0, 1.0]), rng)
-        mode = str(rng.choice(step.get("modes", list(ops.RESIZE_MODES))))
-        base = self.target if step.get("relative_to") == "target" else image.shape[:2]
+    def step_resize(self, step, image, run: Pass):
+        direction = pick(step.get("probs", {"up": 0.2, "down": 0.7, "keep": 0.1}), run.rng)
+        factor = 1.0 if direction == "keep" else sample(step.get(direction, [1.0, 1.0]), run.rng)
+        mode = str(run.rng.choice(step.get("modes", list(ops.RESIZE_MODES))))
+        base = run.target if step.get("relative_to") == "target" else image.shape[:2]
         size = (max(1, int(base[0] * factor)), max(1, int(base[1] * factor)))
         return ops.resize(image, size, mode), {"direction": direction, "factor": factor, "mode": mode, "size": list(size)}
 
-    def step_to_scale(self, step, image, rng):
+    def step_to_scale(self, step, image, run: Pass):
         mode = step.get("mode", "matlab_bicubic")
         if mode == "random":
-            mode = str(rng.choice(ops.RESIZE_MODES))
-        if image.shape[:2] == self.target:
-            return image, {"mode": mode, "size": list(self.target)}
-        return ops.resize(image, self.target, mode), {"mode": mode, "size": list(self.target)}
+            mode = str(run.rng.choice(ops.RESIZE_MODES))
+        if image.shape[:2] == run.target:
+            return image, {"mode": mode, "size": list(run.target)}
+        return ops.resize(image, run.target, mode), {"mode": mode, "size": list(run.target)}
 
-    def step_noise(self, step, image, rng):
-        grey = bool(rng.random() < step.get("grey_prob", 0.0))
-        if rng.random() < step.get("gaussian_prob", 1.0):
-            sigma = sample(step.get("sigma", [1.0, 30.0]), rng)
-            out, record = ops.gaussian_noise(image, sigma, grey, rng), {"noise": "gaussian", "sigma": sigma, "grey": grey}
+    def step_noise(self, step, image, run: Pass):
+        grey = bool(run.rng.random() < step.get("grey_prob", 0.0))
+        if run.rng.random() < step.get("gaussian_prob", 1.0):
+            sigma = sample(step.get("sigma", [1.0, 30.0]), run.rng)
+            out, record = ops.gaussian_noise(image, sigma, grey, run.rng), {"noise": "gaussian", "sigma": sigma, "grey": grey}
             if step.get("tag"):
-                self.tags.append(f"sigma{sigma:g}")
+                run.tags.append(f"sigma{sigma:g}")
         else:
-            scale = sample(step.get("poisson_scale", [0.05, 3.0]), rng)
-            out, record = ops.poisson_noise(image, scale, grey, rng), {"noise": "poisson", "scale": scale, "grey": grey}
+            scale = sample(step.get("poisson_scale", [0.05, 3.0]), run.rng)
+            out, record = ops.poisson_noise(image, scale, grey, run.rng), {"noise": "poisson", "scale": scale, "grey": grey}
         return np.clip(out, 0.0, 1.0), record
 
-    def step_jpeg(self, step, image, rng):
-        quality = sample(step.get("quality", [30, 95]), rng, integer=True)
+    def step_jpeg(self, step, image, run: Pass):
+        quality = sample(step.get("quality", [30, 95]), run.rng, integer=True)
         return ops.jpeg(image, quality), {"quality": quality}
 
 
