@@ -81,3 +81,6 @@ def test_aux_loss_is_zero_without_moe_and_positive_with_it():
     assert len(stats) == moe.config.bottleneck_blocks
     assert sum(stats[0]["load"]) == pytest.approx(1.0)
     assert 0.0 <= stats[0]["dropped"] <= 1.0
+    with torch.no_grad():
+        moe.eval()(x)
+    assert moe.aux_loss().item() == 0.0 and sum(moe.expert_stats()[0]["load"]) == pytest.approx(1.0)

@@ -118,7 +118,8 @@ class SelectiveMoEFFN(nn.Module):
         tokens = self.context(x).permute(0, 2, 3, 1).reshape(-1, c)
         routing = self.route(tokens)
         out = self.dispatch(tokens, routing)
-        self.aux = self.losses(routing)
+        # The balance and z-loss only train the router: inference skips them.
+        self.aux = self.losses(routing) if self.training else routing.logits.new_zeros(())
         with torch.no_grad():
             self.load = self.assignment_fraction(routing)
             self.dropped = 1.0 - routing.kept.float().mean()

@@ -136,7 +136,7 @@ class HybridMoEFreqNet(nn.Module):
         return [m for m in self.modules() if isinstance(m, SelectiveMoEFFN)]
 
     def aux_loss(self) -> torch.Tensor:
-        """MoE balance + z-loss of the last forward (a zero tensor when MoE is off)."""
+        """MoE balance + z-loss of the last training forward (zero in eval, and when MoE is off)."""
         losses = [m.aux for m in self.moe_layers()]
         if not losses:
             return self.stem.conv.weight.new_zeros(())
