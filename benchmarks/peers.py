@@ -10,7 +10,8 @@ spandrel needs torchvision, so this runs from its own environment, never the cor
     peers-venv/bin/python benchmarks/peers.py train --only SAFMN [--iterations 2000]   # one process per model
     peers-venv/bin/python benchmarks/peers.py report --out docs/peers.md
 
-`train` uses the GPU when there is one; models already trained (their weights exist) are skipped.
+`train` uses the GPU when there is one; models already trained (their weights exist) are skipped, and one
+stopped part-way (Ctrl-C, a session's end) continues from its last progress save when started again.
 """
 
 from __future__ import annotations
@@ -94,7 +95,32 @@ def weights_path(runs: Path, name: str) -> Path:
     return runs / name / "model.safetensors"
 
 
+def progress_path(runs: Path, name: str) -> Path:
+    return runs / name / "progress.pt"
+
+
+def settings(args) -> dict[str, float | int]:
+    """What makes two runs the same budget: a resumed run must match the one it continues."""
+    return {"iterations": args.iterations, "batch": args.batch, "patch": args.patch, "scale": args.scale,
+            "lr": args.lr, "warmup": args.warmup, "seed": args.seed}
+
+
+def save_progress(path: Path, args, iteration: int, wall_s: float, model: nn.Module,
+                  optimizer: torch.optim.Optimizer, ema: EMA) -> None:
+    """Everything an interrupted run needs to continue as if it had never stopped (written atomically)."""
+    state = {"settings": settings(args), "iteration": iteration, "wall_s": wall_s, "model": model.state_dict(),
+             "optimizer": optimizer.state_dict(), "ema": ema.state_dict(), "rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
+    partial = path.with_suffix(".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, partial)
+    partial.replace(path)
+
+
 def train(name: str, args) -> None:
+    """Train one model at the shared budget. Progress is saved every `--save-every` iterations and a later call
+    continues from it: the same batches in the same order, the same RNG, so a run split across sessions ends
+    where an uninterrupted one would."""
     out = weights_path(args.runs, name)
     if out.is_file():
         print(f"{name}: already trained ({out})")
@@ -112,8 +138,25 @@ def train(name: str, args) -> None:
     loader = DataLoader(data, batch_size=args.batch, shuffle=True, drop_last=True, num_workers=args.workers,
                         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(args.seed))
     batches = iter(loader)
+    done, wall_before = 0, 0.0
+    progress = progress_path(args.runs, name)
+    if progress.is_file():
+        state = torch.load(progress, map_location="cpu", weights_only=True)
+        if state["settings"] != settings(args):
+            raise SystemExit(f"{progress} was saved with {state['settings']}, not {settings(args)}: delete it or "
+                             "pass the same settings")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        ema.load_state_dict(state["ema"])
+        done, wall_before = state["iteration"], state["wall_s"]
+        for _ in range(done):  # samples are seeded by index, so skipping batches replays the same order
+            next(batches)
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        print(f"{name}: resumed at iteration {done}", flush=True)
     start = time.perf_counter()
-    for iteration in range(args.iterations):
+    for iteration in range(done, args.iterations):
         for group in optimizer.param_groups:
             group["lr"] = optim.lr * lr_factor(iteration, args.iterations, optim)
         batch = next(batches)
@@ -128,8 +171,10 @@ def train(name: str, args) -> None:
         ema.update(model, 0.0 if iteration < ema_start else None)
         if (iteration + 1) % 200 == 0:
             print(f"{name}: iteration {iteration + 1}/{args.iterations}, loss {float(loss.detach()):.4f}, "
-                  f"{(iteration + 1) / (time.perf_counter() - start):.1f} it/s", flush=True)
-    wall = time.perf_counter() - start
+                  f"{(iteration + 1 - done) / (time.perf_counter() - start):.2f} it/s", flush=True)
+        if (iteration + 1) % args.save_every == 0 and iteration + 1 < args.iterations:
+            save_progress(progress, args, iteration + 1, wall_before + time.perf_counter() - start, model, optimizer, ema)
+    wall = wall_before + time.perf_counter() - start
     averaged = ema.model.cpu()
     out.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(averaged, HybridMoEFreqNet):
@@ -140,9 +185,9 @@ def train(name: str, args) -> None:
             refresh_reparameterised(averaged)
         save_file({k: v.contiguous() for k, v in averaged.state_dict().items()}, str(out))
     device_name = torch.cuda.get_device_name() if device.type == "cuda" else machine()
-    meta = {"iterations": args.iterations, "batch": args.batch, "patch": args.patch, "scale": args.scale,
-            "lr": args.lr, "warmup": args.warmup, "seed": args.seed, "wall_s": wall, "device": device_name}
+    meta = {**settings(args), "wall_s": wall, "device": device_name, "resumed_at": done or None}
     (out.parent / "meta.json").write_text(json.dumps(meta, indent=1))
+    progress.unlink(missing_ok=True)
     print(f"{name}: done in {wall:.0f} s on {device_name}")
 
 
@@ -170,6 +215,14 @@ class WholeImage:
     def run(self, pixels: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].float()
         return self.model(x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+
+
+def training_status(args, name: str) -> str:
+    progress = progress_path(args.runs, name)
+    if not progress.is_file():
+        return "not trained"
+    done = torch.load(progress, map_location="cpu", weights_only=True)["iteration"]
+    return f"in progress, {done}/{args.iterations}"
 
 
 def report(args) -> str:
@@ -220,10 +273,10 @@ def report(args) -> str:
                      f"{meta[name]['device'].split(',')[0]} | {meta[name]['wall_s']:.0f} |")
     for name, model in untrained.items():
         lines.append(f"| {name} | {deploy_parameters(model) / 1e6:.3f} M | — | — | — | — | {latency[name] * 1e3:.1f} | "
-                     f"{latency[name] / latency[reference]:.2f} | not trained | — |")
+                     f"{latency[name] / latency[reference]:.2f} | {training_status(args, name)} | — |")
     if untrained:
         lines += ["", f"Not trained at this budget (no weights under `{args.runs}`): {', '.join(untrained)}; "
-                  "timed only."]
+                  "timed only. A run in progress continues with `peers.py train --only NAME`."]
     lines += ["", "## Where we lose", ""]
     ours = [n for n in names if n in OURS]
     for peer in (n for n in names if n not in OURS):
@@ -255,6 +308,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save-every", type=int, default=100, help="iterations between resumable progress saves")
     parser.add_argument("--latency-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None)
