@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from torch.utils.data import DataLoader
 
 import freqnet
 from freqnet.cli import main
@@ -19,7 +20,7 @@ from freqnet.training import Trainer, TrainingStopped, load_config
 from freqnet.training.config import LossWeights, OptimSection, Stage
 from freqnet.training.ema import EMA
 from freqnet.training.schedule import loss_weights, lr_factor
-from freqnet.training.trainer import epoch_batches
+from freqnet.training.trainer import epoch_batches, leave_stop_signals_to_main, stop_signals_held
 
 QUICK = {
     "seed": 3, "iterations": 8,
@@ -131,6 +132,21 @@ def test_sigterm_to_the_process_group_saves_and_exits_zero(tmp_path, workers):
     assert process.returncode == 0, output
     assert "SIGTERM received" in output and "--resume auto" in output
     assert list((run / "checkpoints").glob("iter_*.json"))
+
+
+def test_a_stop_signal_at_worker_start_does_not_kill_the_worker():
+    """Each epoch starts new workers; a group-wide SIGTERM landing before a worker ignores it used to kill it
+    (and with it the run, before it could save). Sent straight after the fork, it did so about half the time."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        for _ in range(8):
+            loader = DataLoader(list(range(8)), batch_size=2, num_workers=1, worker_init_fn=leave_stop_signals_to_main)
+            with stop_signals_held():
+                batches = iter(loader)
+                os.kill(batches._workers[0].pid, signal.SIGTERM)
+            assert [b.tolist() for b in batches] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_non_finite_steps_stop_the_run_with_a_checkpoint(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -90,12 +91,27 @@ def epoch_batches(length: int, global_batch: int, seed: int, epoch: int, rank: i
     return batches
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def leave_stop_signals_to_main(_worker_id: int) -> None:
     """Ctrl-C, `timeout` and job schedulers signal the whole process group: a data-loading worker that died of
     it would crash the main process before it could save, so the workers ignore the signal and the main
-    process stops them after its checkpoint."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    process stops them after its checkpoint. Ignoring also drops a signal left pending by `stop_signals_held`."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def stop_signals_held():
+    """Workers start with the stop signals blocked: one that lands between a worker's fork and its
+    `leave_stop_signals_to_main` stays pending instead of killing it. The main process gets its copy on leaving."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def rng_state() -> dict[str, Any]:
@@ -246,7 +262,9 @@ class Trainer:
             loader = DataLoader(self.train_set, batch_sampler=plan[self.position:], num_workers=t.workers,
                                 pin_memory=self.device.type == "cuda", generator=torch.Generator(),
                                 worker_init_fn=leave_stop_signals_to_main)
-            for batch in loader:
+            with stop_signals_held():
+                epoch = iter(loader)
+            for batch in epoch:
                 self.position += 1
                 yield batch
             self.epoch, self.position = self.epoch + 1, 0
@@ -365,7 +383,7 @@ class Trainer:
     def run(self) -> int:
         c = self.config
         logger = RunLogger(self.run_dir, c.iterations, self.iteration, self.dist.main, c.log.tensorboard, c.log.progress)
-        previous = {signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
+        previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
         for signum in previous:
             signal.signal(signum, self.request_stop)
         try:
