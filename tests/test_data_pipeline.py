@@ -47,6 +47,20 @@ def test_denoise_label_names_sigma_and_records_parameters():
     assert info["label"] == f"denoise/sigma{noise['sigma']:g}" and noise["sigma"] in (15, 25, 50)
 
 
+@pytest.mark.parametrize("recipe, kind, value", [("denoise_sigma15", "noise", 15), ("denoise_sigma50", "noise", 50),
+                                                  ("deblur_iso", "blur", "iso"), ("deblur_aniso", "blur", "aniso"),
+                                                  ("deblur_motion", "blur", "motion")])
+def test_fixed_level_recipes_draw_only_their_level(recipe, kind, value):
+    hr = 0.45 + 0.1 * photo(64, 64)  # mid-grey, so sigma 50 noise is seldom clipped
+    for seed in range(6):  # the mixed recipes would draw another level within six seeds
+        lr, info = Degrader(recipe, 1)(hr, np.random.default_rng(seed))
+        step = [s for s in info["steps"] if s["type"] == kind][0]
+        assert step["sigma" if kind == "noise" else "kernel"] == value
+        assert info["label"] == f"{recipe}/{value if kind == 'blur' else f'sigma{value}'}"
+    if kind == "noise":  # the noise on the last draw has the stated level
+        assert abs(float(np.std(lr - hr)) * 255 - value) < 0.05 * value
+
+
 def test_recipe_from_yaml_file(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("name: light\nsteps:\n  - {type: blur, kernel_size: 7, sigma: [1.0, 1.0]}\n"

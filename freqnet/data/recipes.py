@@ -23,6 +23,12 @@ KERNEL_SIZES = {"choice": [7, 9, 11, 13, 15, 17, 19, 21]}
 FIRST_ORDER_KERNELS = {"iso": 0.45, "aniso": 0.25, "generalized_iso": 0.12, "generalized_aniso": 0.03,
                        "plateau_iso": 0.12, "plateau_aniso": 0.03}
 
+TO_SCALE = {"type": "to_scale", "mode": "matlab_bicubic"}
+DENOISE = {"type": "noise", "gaussian_prob": 1.0, "sigma": {"choice": [15, 25, 50]}, "grey_prob": 0.0, "tag": True}
+DEBLUR = {"type": "blur", "kernel_size": {"choice": [15, 17, 19, 21]},
+          "kernel_probs": {"iso": 0.25, "aniso": 0.25, "motion": 0.5}, "sigma": [0.5, 3.0],
+          "motion_length": [5.0, 15.0], "tag": True}
+
 NAMED_RECIPES: dict[str, dict[str, Any]] = {
     "bicubic": {"steps": [{"type": "to_scale", "mode": "matlab_bicubic"}]},
     "realesrgan": {"steps": [
@@ -41,19 +47,17 @@ NAMED_RECIPES: dict[str, dict[str, Any]] = {
             [{"type": "jpeg", "quality": [30, 95]}],
         ]},
     ]},
-    "denoise": {"steps": [
-        {"type": "to_scale", "mode": "matlab_bicubic"},
-        {"type": "noise", "gaussian_prob": 1.0, "sigma": {"choice": [15, 25, 50]}, "grey_prob": 0.0, "tag": True},
-    ]},
-    "deblur": {"steps": [
-        {"type": "blur", "kernel_size": {"choice": [15, 17, 19, 21]},
-         "kernel_probs": {"iso": 0.25, "aniso": 0.25, "motion": 0.5}, "sigma": [0.5, 3.0],
-         "motion_length": [5.0, 15.0], "tag": True},
-        {"type": "to_scale", "mode": "matlab_bicubic"},
-    ]},
+    "denoise": {"steps": [TO_SCALE, DENOISE]},
+    "deblur": {"steps": [DEBLUR, TO_SCALE]},
     "mixed": {"mixture": {"bicubic": 0.4, "realesrgan": 0.2, "denoise": 0.2, "deblur": 0.2}},
     "restore": {"mixture": {"denoise": 0.5, "deblur": 0.5}},
 }
+# One level or kind each, for evaluation: the field scores a restorer per noise level and per blur type, and a
+# mixture recipe gives each image one random draw.
+NAMED_RECIPES.update({f"denoise_sigma{sigma}": {"steps": [TO_SCALE, {**DENOISE, "sigma": sigma}]}
+                      for sigma in (15, 25, 50)})
+NAMED_RECIPES.update({f"deblur_{kind}": {"steps": [{**DEBLUR, "kernel_probs": {kind: 1.0}}, TO_SCALE]}
+                      for kind in ("iso", "aniso", "motion")})
 
 
 def sample(spec: Any, rng: np.random.Generator, integer: bool = False) -> Any:
