@@ -157,7 +157,7 @@ def main() -> None:
     lines += ["", "## Reading", ""]
     if args.repeat:
         name = next(n for n in VARIANTS if slug(n) == args.repeat.name)
-        again = freqnet.fuse(freqnet.load_model(sorted((args.repeat / "checkpoints").glob("iter_*_ema.safetensors"))[-1]))
+        again = freqnet.fuse(freqnet.load_model(args.repeat))
         psnr = held_out_scores(again, args, baselines=False)["model"]["psnr"]
         lines.append(f"Noise floor: `{slug(name)}` trained twice with the same seed and data, on the {device[name]} "
                      f"({results[name]['psnr']:.3f} dB) and on the {trained_on(args.repeat)} ({psnr:.3f} dB): a "

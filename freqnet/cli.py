@@ -91,7 +91,9 @@ def add_upscale(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("upscale", help="upscale or restore images with a trained model")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     parser.add_argument("-o", "--out", required=True, help="an output file (one input) or folder")
-    parser.add_argument("--model", default="default", help="default, a shipped name (x2, x4, ...) or a .safetensors path")
+    parser.add_argument("--model", default="default",
+                        help="default, a shipped name (x2, x4, ...), a .safetensors path or a training run folder "
+                        "(its newest EMA weights)")
     parser.add_argument("--tile", default="auto", help="tile side in input pixels, 'auto' (fits memory) or 0 (no tiling)")
     parser.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in input pixels")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
@@ -129,7 +131,7 @@ def parse_dataset(text: str):
 
 def add_eval(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("eval", help="PSNR/SSIM (and LPIPS) against bicubic and Lanczos")
-    parser.add_argument("--model", default="default", help="default, a shipped name or a .safetensors path")
+    parser.add_argument("--model", default="default", help="default, a shipped name, a .safetensors path or a run folder")
     parser.add_argument("--hr", help="HR folder")
     parser.add_argument("--lr", help="paired LR folder (else LR is made from --hr by --recipe)")
     parser.add_argument("--recipe", default=None, help="degradation recipe for --hr only (default bicubic)")
@@ -180,7 +182,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def add_export(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("export", help="export the fused model to ONNX or TorchScript")
-    parser.add_argument("model", help="a shipped name or a .safetensors path")
+    parser.add_argument("model", help="a shipped name, a .safetensors path or a training run folder")
     parser.add_argument("--format", default="onnx", choices=("onnx", "torchscript"))
     parser.add_argument("-o", "--out", required=True, help="output file")
     parser.add_argument("--opset", type=int, default=17)

@@ -81,13 +81,18 @@ def locate(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if path.is_dir():  # a training run, or its checkpoints folder
+        from .training.checkpoint import CheckpointManager  # here, not on top: checkpoint.py imports this module
+
+        return CheckpointManager(path / "checkpoints" if (path / "checkpoints").is_dir() else path).newest_weights()
     names = sorted(shipped) or ["none are shipped with this version"]
-    raise ValueError(f"no model {str(name_or_path)!r}: give a .safetensors path or a shipped name ({', '.join(names)})")
+    raise ValueError(f"no model {str(name_or_path)!r}: give a .safetensors path, a training run folder or a shipped "
+                     f"name ({', '.join(names)})")
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> HybridMoEFreqNet:
-    """Rebuild the model a file's metadata describes (a shipped name or a path) and load its weights,
-    checking every key and shape."""
+    """Rebuild the model a file's metadata describes (a shipped name, a path, or a run folder: its newest intact EMA
+    weights) and load its weights, checking every key and shape."""
     path = locate(name_or_path)
     metadata = read_metadata(path)
     architecture = metadata.get("architecture")

@@ -19,6 +19,7 @@ import freqnet
 from freqnet.evaluation import Dataset, evaluate, markdown, means
 from freqnet.inference import Upscaler
 from freqnet.info import count_parameters
+from freqnet.models import locate, read_metadata
 from freqnet.training.logger import wall_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,9 +66,8 @@ def main() -> None:
     args = parser.parse_args()
 
     config = yaml.safe_load((args.run / "config.yaml").read_text())
-    checkpoints = sorted((args.run / "checkpoints").glob("iter_*_ema.safetensors"))
-    source = checkpoints[-1]
-    iteration = int(source.name.split("_")[1])
+    source = locate(args.run)  # the newest intact EMA weights
+    iteration = int(read_metadata(source)["iteration"])
     model = freqnet.fuse(freqnet.load_model(source))
     target = ROOT / "freqnet" / "weights" / f"{args.name}.safetensors"
     freqnet.save_model(model, target, extra={"name": args.name, "trained_iterations": str(iteration),

@@ -105,6 +105,21 @@ def test_resume_falls_back_past_a_corrupt_checkpoint(tmp_path):
     assert trainer.iteration == 4
 
 
+def test_a_run_folder_loads_as_its_newest_intact_ema_weights(tmp_path):
+    Trainer(quick(), tmp_path / "run").run()
+    checkpoints = tmp_path / "run" / "checkpoints"
+
+    def same(a, b):
+        return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+    assert same(freqnet.load_model(tmp_path / "run"), freqnet.load_model(checkpoints / "iter_00000008_ema.safetensors"))
+    assert not same(freqnet.load_model(checkpoints), freqnet.load_model(checkpoints / "iter_00000008.safetensors"))
+    newest = checkpoints / "iter_00000008.state.pt"
+    newest.write_bytes(newest.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="iter_00000008 unusable .*taking the previous one"):
+        assert same(freqnet.load_model(tmp_path / "run"), freqnet.load_model(checkpoints / "iter_00000004_ema.safetensors"))
+
+
 def test_keep_last_prunes_old_checkpoints(tmp_path):
     Trainer(quick(iterations=12, checkpoint__keep_last=2), tmp_path / "run").run()
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.json"))

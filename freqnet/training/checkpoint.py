@@ -101,6 +101,17 @@ class CheckpointManager:
                 warnings.warn(f"checkpoint {manifest.stem} unusable ({error}); falling back to the previous one")
         return None
 
+    def newest_weights(self) -> Path:
+        """The newest intact checkpoint's EMA weights (its model weights where EMA is off): what a run is used by."""
+        for manifest in self.manifests():
+            try:
+                files = self.verify(manifest)["files"]
+            except ValueError as error:
+                warnings.warn(f"checkpoint {manifest.stem} unusable ({error}); taking the previous one")
+                continue
+            return self.directory / files.get("ema", files["model"])["name"]
+        raise FileNotFoundError(f"{self.directory}: no intact checkpoint")
+
     def save_best(self, model, metric: float, iteration: int) -> None:
         path = self.directory / "best.safetensors"
         atomic_write(path, lambda p: save_model(model, p, extra={"iteration": str(iteration), "psnr": f"{metric:.4f}"}))
