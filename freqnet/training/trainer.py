@@ -92,6 +92,7 @@ def epoch_batches(length: int, global_batch: int, seed: int, epoch: int, rank: i
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNAL_MASKS = hasattr(signal, "pthread_sigmask")  # POSIX; Windows has neither masks nor process-group signals
 
 
 def leave_stop_signals_to_main(_worker_id: int) -> None:
@@ -100,13 +101,17 @@ def leave_stop_signals_to_main(_worker_id: int) -> None:
     process stops them after its checkpoint. Ignoring also drops a signal left pending by `stop_signals_held`."""
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    if SIGNAL_MASKS:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 @contextlib.contextmanager
 def stop_signals_held():
     """Workers start with the stop signals blocked: one that lands between a worker's fork and its
     `leave_stop_signals_to_main` stays pending instead of killing it. The main process gets its copy on leaving."""
+    if not SIGNAL_MASKS:
+        yield
+        return
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
