@@ -114,7 +114,8 @@ def run_upscale(args: argparse.Namespace) -> int:
         print(f"skipped {source}: {reason}", file=sys.stderr)
     for source, reason in summary["failed"]:
         print(f"failed {source}: {reason}", file=sys.stderr)
-    print(f"{len(summary['done'])} upscaled, {len(summary['skipped'])} skipped, {len(summary['failed'])} failed")
+    verb = "upscaled" if upscaler.scale > 1 else "restored"
+    print(f"{len(summary['done'])} {verb}, {len(summary['skipped'])} skipped, {len(summary['failed'])} failed")
     return 1 if summary["failed"] else 0
 
 
