@@ -53,10 +53,10 @@ NAMED_RECIPES: dict[str, dict[str, Any]] = {
     "restore": {"mixture": {"denoise": 0.5, "deblur": 0.5}},
 }
 # One level or kind each, for evaluation: the field scores a restorer per noise level and per blur type, and a
-# mixture recipe gives each image one random draw.
-NAMED_RECIPES.update({f"denoise_sigma{sigma}": {"steps": [TO_SCALE, {**DENOISE, "sigma": sigma}]}
+# mixture recipe gives each image one random draw. The name says the level, so the label needs no tag.
+NAMED_RECIPES.update({f"denoise_sigma{sigma}": {"steps": [TO_SCALE, {**DENOISE, "sigma": sigma, "tag": False}]}
                       for sigma in (15, 25, 50)})
-NAMED_RECIPES.update({f"deblur_{kind}": {"steps": [{**DEBLUR, "kernel_probs": {kind: 1.0}}, TO_SCALE]}
+NAMED_RECIPES.update({f"deblur_{kind}": {"steps": [{**DEBLUR, "kernel_probs": {kind: 1.0}, "tag": False}, TO_SCALE]}
                       for kind in ("iso", "aniso", "motion")})
 
 
