@@ -268,8 +268,8 @@ class Trainer:
                                 pin_memory=self.device.type == "cuda", generator=torch.Generator(),
                                 worker_init_fn=leave_stop_signals_to_main)
             with stop_signals_held():
-                epoch = iter(loader)
-            for batch in epoch:
+                this_epoch = iter(loader)
+            for batch in this_epoch:
                 self.position += 1
                 yield batch
             self.epoch, self.position = self.epoch + 1, 0
