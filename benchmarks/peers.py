@@ -63,13 +63,19 @@ def peer_factories() -> dict[str, Callable[[int], nn.Module]]:
     }
 
 
-OURS = {"freqnet-tiny": "tiny", "freqnet-small": "small", "freqnet-base": "base"}
+# Our presets, and design probes: configurations that are not presets, trained here to test an idea at this budget.
+OURS: dict[str, tuple[str, dict]] = {
+    "freqnet-tiny": ("tiny", {}), "freqnet-small": ("small", {}), "freqnet-base": ("base", {}),
+    # Probe: SPAN spends all its time at full resolution; this spends base's there (one level, five full-res blocks).
+    "freqnet-base-1level": ("base", {"levels": 1, "enc_blocks": (3,), "dec_blocks": (2,), "bottleneck_blocks": 3}),
+}
 CANDIDATES = [*OURS, "SAFMN", "SPAN", "PLKSR-tiny", "PLKSR-tiny-CCM", "SwinIR-light"]
 
 
 def build(name: str, scale: int) -> nn.Module:
     if name in OURS:
-        return freqnet.build_model(OURS[name], scale)
+        preset, overrides = OURS[name]
+        return freqnet.build_model(preset, scale, **overrides)
     return peer_factories()[name](scale)
 
 
