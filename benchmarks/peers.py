@@ -248,10 +248,18 @@ def report(args) -> str:
         baselines = baselines or mean
         scores[name] = mean["model"]
         print(f"{name}: {scores[name]['psnr']:.3f} dB", flush=True)
-    x = torch.rand(1, 3, args.latency_size, args.latency_size)
 
     timed = {**models, **untrained}  # an untrained model is as fast as a trained one: time it all the same
-    latency = interleaved_medians({name: inference_call(m, x) for name, m in timed.items()}, repeats=args.repeats)
+    sizes = args.latency_sizes
+    latency = {size: interleaved_medians({name: inference_call(m, torch.rand(1, 3, size, size))
+                                          for name, m in timed.items()}, repeats=args.repeats) for size in sizes}
+
+    def ms(name: str) -> str:
+        return " / ".join(f"{latency[size][name] * 1e3:.1f}" for size in sizes)
+
+    def times(name: str, other: str) -> str:
+        return " / ".join(f"{latency[size][name] / latency[size][other]:.2f}" for size in sizes)
+
     reference = "freqnet-small" if "freqnet-small" in names else names[0]
     first = meta[names[0]]
     lanczos = baselines["lanczos"]["psnr"]
@@ -264,7 +272,8 @@ def report(args) -> str:
         "each was trained is in the table (the loop and its numbers are the same on either device).",
         f"Scored with the EMA weights on the {len(list((args.data / 'val_hr').iterdir()))} held-out photos "
         f"(PSNR/SSIM on Y, crop {args.scale}). Bicubic {baselines['bicubic']['psnr']:.3f} dB, Lanczos {lanczos:.3f} dB.",
-        f"CPU latency: deploy form (ours fused; SPAN's Conv3XC in its eval form), fp32, {args.latency_size}² input, "
+        "CPU latency: deploy form (ours fused; SPAN's Conv3XC in its eval form), fp32, "
+        f"{' and '.join(f'{size}²' for size in sizes)} input (a cell gives each, in that order), "
         f"median of {args.repeats} interleaved runs. Machine: {machine()}.", "",
         "These are short runs on photos that are not the published benchmarks; the peers' published numbers come "
         "from 500K iterations on DF2K. The table compares architectures under one small budget, nothing more.", "",
@@ -275,23 +284,26 @@ def report(args) -> str:
         s = scores[name]
         lines.append(f"| {name} | {deploy_parameters(models[name]) / 1e6:.3f} M | {s['psnr']:.3f} | "
                      f"{s['psnr'] - lanczos:+.3f} | {s['psnr'] - scores[reference]['psnr']:+.3f} | {s['ssim']:.4f} | "
-                     f"{latency[name] * 1e3:.1f} | {latency[name] / latency[reference]:.2f} | "
+                     f"{ms(name)} | {times(name, reference)} | "
                      f"{meta[name]['device'].split(',')[0]} | {meta[name]['wall_s']:.0f} |")
     for name, model in untrained.items():
-        lines.append(f"| {name} | {deploy_parameters(model) / 1e6:.3f} M | — | — | — | — | {latency[name] * 1e3:.1f} | "
-                     f"{latency[name] / latency[reference]:.2f} | {training_status(args, name)} | — |")
+        lines.append(f"| {name} | {deploy_parameters(model) / 1e6:.3f} M | — | — | — | — | {ms(name)} | "
+                     f"{times(name, reference)} | {training_status(args, name)} | — |")
     if untrained:
         lines += ["", f"Not trained at this budget (no weights under `{args.runs}`): {', '.join(untrained)}; "
                   "timed only. A run in progress continues with `peers.py train --only NAME`."]
     lines += ["", "## Where we lose", ""]
     ours = [n for n in names if n in OURS]
     for peer in (n for n in names if n not in OURS):
-        faster_and_better = [n for n in ours if latency[n] <= latency[peer] and scores[n]["psnr"] >= scores[peer]["psnr"]]
+        faster_and_better = [n for n in ours if scores[n]["psnr"] >= scores[peer]["psnr"]
+                             and all(latency[size][n] <= latency[size][peer] for size in sizes)]
         if faster_and_better:
             lines.append(f"- {peer}: beaten on both axes by {', '.join(faster_and_better)}.")
         else:
-            lines.append(f"- {peer}: no preset of ours is both as fast and as good "
-                         f"({latency[peer] * 1e3:.1f} ms, {scores[peer]['psnr']:.3f} dB).")
+            better = [f"{n} is {scores[n]['psnr'] - scores[peer]['psnr']:+.3f} dB at {times(n, peer)}× "
+                      "its time" for n in ours if scores[n]["psnr"] >= scores[peer]["psnr"]]
+            lines.append(f"- {peer}: none of ours is both as fast and as good ({ms(peer)} ms, "
+                         f"{scores[peer]['psnr']:.3f} dB)" + (f"; {', '.join(better)}." if better else "."))
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
@@ -315,7 +327,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save-every", type=int, default=100, help="iterations between resumable progress saves")
-    parser.add_argument("--latency-size", type=int, default=128)
+    parser.add_argument("--latency-sizes", type=int, nargs="+", default=[128, 256],
+                        help="input sides to time; faster means faster at every one")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
