@@ -253,8 +253,10 @@ def report(args) -> str:
 
     timed = {**models, **untrained}  # an untrained model is as fast as a trained one: time it all the same
     sizes = args.latency_sizes
-    latency = {size: interleaved_medians({name: inference_call(m, torch.rand(1, 3, size, size))
-                                          for name, m in timed.items()}, repeats=args.repeats) for size in sizes}
+    latency = {}
+    for size in sizes:
+        x = torch.rand(1, 3, size, size)  # one input per size, shared by every model
+        latency[size] = interleaved_medians({name: inference_call(m, x) for name, m in timed.items()}, repeats=args.repeats)
 
     def ms(name: str) -> str:
         return " / ".join(f"{latency[size][name] * 1e3:.1f}" for size in sizes)
