@@ -256,7 +256,8 @@ def report(args) -> str:
     latency = {}
     for size in sizes:
         x = torch.rand(1, 3, size, size)  # one input per size, shared by every model
-        latency[size] = interleaved_medians({name: inference_call(m, x) for name, m in timed.items()}, repeats=args.repeats)
+        calls = {name: inference_call(m, x) for name, m in timed.items()}
+        latency[size] = interleaved_medians(calls, repeats=args.repeats)
 
     def ms(name: str) -> str:
         return " / ".join(f"{latency[size][name] * 1e3:.1f}" for size in sizes)
