@@ -61,7 +61,7 @@ def train_variant(name: str, overrides: dict, args) -> Path:
 def held_out_scores(model, args, baselines: bool) -> dict[str, dict[str, float]]:
     """Mean PSNR/SSIM on the held-out photos: the model's, and bicubic's and Lanczos's when `baselines`."""
     rows = evaluate(Upscaler(model, tile=None), [Dataset("held-out", str(args.data / "val_hr"))], args.scale,
-                    baselines=baselines)
+                    baselines=("bicubic", "lanczos") if baselines else ())
     return means(rows, lambda r: ())[()]
 
 

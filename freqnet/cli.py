@@ -131,18 +131,25 @@ def parse_dataset(text: str):
 
 
 def add_eval(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("eval", help="PSNR/SSIM (and LPIPS) against bicubic and Lanczos")
-    parser.add_argument("--model", default="default", help="default, a shipped name, a .safetensors path or a run folder")
+    from .evaluation import STANDARD_SETS
+
+    parser = commands.add_parser("eval", help="PSNR/SSIM (and LPIPS) against bicubic and Lanczos, or on the standard sets")
+    parser.add_argument("--model", action="append", default=None, metavar="MODEL",
+                        help="default, a shipped name, a .safetensors path, a run folder or an .onnx file (float32 "
+                        "NCHW RGB in [0, 1]); repeat for several models in one table")
+    parser.add_argument("--benchmark", default=None, metavar="ROOT",
+                        help="folder of the standard sets (<Set>/HR, <Set>/LR_bicubic/X<s>): one row per set")
+    parser.add_argument("--sets", default=",".join(STANDARD_SETS), help="with --benchmark: comma-separated set names")
     parser.add_argument("--hr", help="HR folder")
     parser.add_argument("--lr", help="paired LR folder (else LR is made from --hr by --recipe)")
     parser.add_argument("--recipe", default=None, help="degradation recipe for --hr only (default bicubic)")
     parser.add_argument("--dataset", type=parse_dataset, action="append", default=[], metavar="NAME=HR[,LR]",
                         help="a named dataset; repeat for several (e.g. Set5=bench/Set5/HR,bench/Set5/LR_bicubic/X4)")
-    parser.add_argument("--scale", type=int, default=None, choices=SCALES, help="default: the model's scale")
+    parser.add_argument("--scale", type=int, default=None, choices=SCALES, help="default: the models' scale")
     parser.add_argument("--crop-border", type=int, default=None, help="pixels cropped per side (default: scale)")
     parser.add_argument("--rgb", action="store_true", help="score RGB instead of the Y channel")
     parser.add_argument("--lpips", action="store_true", help="also LPIPS-VGG (needs the VGG16 weights installed)")
-    parser.add_argument("--no-baselines", action="store_true", help="skip the bicubic and Lanczos rows")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the bicubic (and Lanczos) columns")
     parser.add_argument("--tile", default="auto", help="tile side, 'auto' or 0")
     parser.add_argument("--seed", type=int, default=0, help="seed of the recipe's degradations")
     parser.add_argument("--csv", default=None, help="write one row per image here")
@@ -151,26 +158,36 @@ def add_eval(commands: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from .evaluation import Dataset, evaluate, markdown, means, write_csv
-    from .inference import Upscaler
+    from .evaluation import (Dataset, evaluate, load_runner, markdown, means, model_label, standard_datasets,
+                             summary_markdown, write_csv)
+
+    tile = args.tile if args.tile == "auto" else int(args.tile)
+    models: dict[str, object] = {}
+    for spec in args.model or ["default"]:
+        label = model_label(spec)
+        models[label if label not in models else f"{label} ({len(models) + 1})"] = load_runner(spec, tile or None)
+    scales = {label: model.scale for label, model in models.items()}
+    scale = args.scale or next(iter(scales.values()))
+    wrong = {label: s for label, s in scales.items() if s != scale}
+    if wrong:
+        raise ValueError(f"--scale {scale} but " + ", ".join(f"{label} upscales x{s}" for label, s in wrong.items()))
 
     datasets = list(args.dataset)
+    if args.benchmark:
+        datasets += standard_datasets(args.benchmark, [s.strip() for s in args.sets.split(",") if s.strip()], scale)
     if args.hr:
         datasets.append(Dataset(Path(args.hr).name or "data", args.hr, args.lr, args.recipe))
     if not datasets:
-        raise ValueError("give --hr (with --lr or --recipe) or at least one --dataset")
-    tile = args.tile if args.tile == "auto" else int(args.tile)
-    upscaler = Upscaler(args.model, tile or None)
-    scale = args.scale or upscaler.scale
-    if scale != upscaler.scale:
-        raise ValueError(f"--scale {scale} but the model upscales x{upscaler.scale}")
+        raise ValueError("give --benchmark ROOT, --hr (with --lr or --recipe) or at least one --dataset")
     lpips = None
     if args.lpips:
         from .losses import LPIPS
 
         lpips = LPIPS()
-    rows = evaluate(upscaler, datasets, scale, args.crop_border, not args.rgb, lpips, not args.no_baselines, args.seed)
-    report = markdown(rows)
+    baselines = () if args.no_baselines else ("bicubic",) if args.benchmark else ("bicubic", "lanczos")
+    rows = evaluate(models, datasets, scale, args.crop_border, not args.rgb, lpips, baselines, args.seed,
+                    progress=sys.stderr.isatty())
+    report = summary_markdown(rows, datasets) if args.benchmark else markdown(rows)
     print(report)
     for (dataset,), scores in means(rows, lambda r: (r.dataset,)).items():
         print(f"{dataset}: " + ", ".join(f"{m} {v['psnr']:.3f} dB / {v['ssim']:.4f}" for m, v in scores.items()))

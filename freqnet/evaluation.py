@@ -1,11 +1,13 @@
-"""`freqnet eval`: score a model on paired folders or on HR folders degraded by a recipe, in the field's
-convention (see metrics.py), beside bicubic and Lanczos, per image, per degradation type and per dataset."""
+"""`freqnet eval`: score models on paired folders, on HR folders degraded by a recipe, or on the field's standard
+test sets (Set5, Set14, BSD100, Urban100 in their usual layout), in the field's convention (see metrics.py), beside
+bicubic and Lanczos, per image, per degradation type and per dataset. Models are ours (any `Upscaler` source) or
+any exported network as an `.onnx` file, several in one table."""
 
 from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,12 +28,55 @@ class Sample:
     hr: np.ndarray
 
 
+STANDARD_SETS = ("Set5", "Set14", "BSD100", "Urban100")
+SET_ALIASES = {"B100": "BSD100", "BSD100": "B100"}  # papers say B100, the released folders BSD100
+
+
 @dataclass
 class Dataset:
     name: str
     hr: str
     lr: str | None = None
     recipe: str | None = None
+    note: str = ""  # where the LR comes from, for the report
+
+
+def standard_datasets(root: str | Path, sets: Sequence[str], scale: int) -> list[Dataset]:
+    """`<root>/<Set>/HR` with the official `<Set>/LR_bicubic/X<scale>` where it exists; otherwise the LR is made
+    from HR with our MATLAB-exact bicubic (which reproduces the official files), and the note says so."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"benchmark folder {root} does not exist")
+    datasets = []
+    for name in sets:
+        folder = root / name
+        if not folder.is_dir() and name in SET_ALIASES:
+            folder = root / SET_ALIASES[name]
+        hr = folder / "HR"
+        if not hr.is_dir():
+            raise ValueError(f"{folder}: no HR folder (expected {hr}/<image>.png)")
+        lr = folder / "LR_bicubic" / f"X{scale}"
+        if lr.is_dir():
+            datasets.append(Dataset(name, str(hr), str(lr), note="official LR"))
+        else:
+            datasets.append(Dataset(name, str(hr), recipe="bicubic",
+                                    note=f"no official X{scale} LR: made with MATLAB-exact bicubic"))
+    return datasets
+
+
+def load_runner(model: str, tile: int | str | None = "auto"):
+    """An `.onnx` file runs in ONNX Runtime; anything else is one of ours (shipped name, weights, run folder)."""
+    if str(model).lower().endswith(".onnx"):
+        from .onnx_model import OnnxModel
+
+        return OnnxModel(model)
+    from .inference import Upscaler
+
+    return Upscaler(model, tile)
+
+
+def model_label(model: str) -> str:
+    return Path(model).stem if str(model).lower().endswith((".onnx", ".safetensors")) else Path(model).name or str(model)
 
 
 @dataclass
@@ -75,20 +120,37 @@ def score(output: np.ndarray, hr: np.ndarray, crop: int, y_channel: bool, lpips=
     return values
 
 
-def evaluate(upscaler, datasets: list[Dataset], scale: int, crop_border: int | None = None, y_channel: bool = True,
-             lpips=None, baselines: bool = True, seed: int = 0) -> list[Row]:
+BASELINES = {"bicubic": bicubic_up, "lanczos": lanczos_up}
+
+
+def evaluate(models, datasets: list[Dataset], scale: int, crop_border: int | None = None, y_channel: bool = True,
+             lpips=None, baselines: Sequence[str] = ("bicubic", "lanczos"), seed: int = 0,
+             progress: bool = False) -> list[Row]:
+    """Score each model (anything with `.run(pixels)`; a mapping label -> model for several, else labelled "model")
+    and the named baselines (at x1 the degraded input, labelled "input") on every image."""
+    named = dict(models) if isinstance(models, Mapping) else {"model": models}
     crop = scale if crop_border is None else crop_border
     rows = []
     for dataset in datasets:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(list_images(dataset.hr)), desc=dataset.name, unit="image", leave=False)
         for sample in samples(dataset, scale, seed):
             row = Row(dataset.name, sample.name, sample.label)
-            row.scores["model"] = score(upscaler.run(sample.lr), sample.hr, crop, y_channel, lpips)
-            if baselines:
-                row.scores["bicubic" if scale > 1 else "input"] = score(bicubic_up(sample.lr, scale), sample.hr, crop,
-                                                                        y_channel, lpips)
-                if scale > 1:
-                    row.scores["lanczos"] = score(lanczos_up(sample.lr, scale), sample.hr, crop, y_channel, lpips)
+            for label, model in named.items():
+                row.scores[label] = score(model.run(sample.lr), sample.hr, crop, y_channel, lpips)
+            if scale == 1 and baselines:
+                row.scores["input"] = score(sample.lr, sample.hr, crop, y_channel, lpips)
+            elif scale > 1:
+                for name in baselines:
+                    row.scores[name] = score(BASELINES[name](sample.lr, scale), sample.hr, crop, y_channel, lpips)
             rows.append(row)
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
     return rows
 
 
@@ -104,9 +166,25 @@ def means(rows: list[Row], key) -> dict[tuple, dict[str, dict[str, float]]]:
     return out
 
 
+def summary_markdown(rows: list[Row], datasets: list[Dataset]) -> str:
+    """One row per dataset, a PSNR / SSIM cell per method: the shape of the papers' tables."""
+    methods = list(rows[0].scores)
+    lines = ["| set | images | LR | " + " | ".join(f"{m} PSNR / SSIM" for m in methods) + " |",
+             "|---|---|---|" + "---|" * len(methods)]
+    counts = defaultdict(int)
+    for row in rows:
+        counts[row.dataset] += 1
+    grouped = means(rows, lambda r: (r.dataset,))
+    for dataset in datasets:
+        scores = grouped[(dataset.name,)]
+        cells = " | ".join(f"{scores[m]['psnr']:.2f} / {scores[m]['ssim']:.4f}" for m in methods)
+        lines.append(f"| {dataset.name} | {counts[dataset.name]} | {dataset.note} | {cells} |")
+    return "\n".join(lines)
+
+
 def markdown(rows: list[Row]) -> str:
     methods = list(rows[0].scores)
-    metric_names = list(rows[0].scores["model"])
+    metric_names = list(next(iter(rows[0].scores.values())))
     header = "| dataset | image | label | " + " | ".join(f"{m} {k}" for m in methods for k in metric_names) + " |"
     lines = [header, "|" + "---|" * (3 + len(methods) * len(metric_names))]
 

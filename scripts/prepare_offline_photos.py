@@ -4,13 +4,17 @@ Sources (none are the published SR benchmarks; see docs/models.md):
 - scikit-image's bundled CC0 photos (pip install scikit-image): astronaut, coffee, chelsea, rocket, motorcycle;
 - Debian `mate-backgrounds`: 12 nature photos (JPEG, 1280-2560 px), down-scaled >= 2x with MATLAB bicubic so
   JPEG artefacts vanish from the ground truth;
-- Debian `libjxl-testdata`: the lossless flower photo (2268x1512), hdr_room, and three lossless 500x500 photos.
+- Debian `libjxl-testdata`: the lossless flower photo (2268x1512), hdr_room, and three lossless 500x500 photos;
+- T91, the classic 91-image SR training set (`--t91 FOLDER`; this project's machines have it in ../shared/train).
 
     apt-get install mate-backgrounds libjxl-testdata && pip install scikit-image
-    python scripts/prepare_offline_photos.py --out data/photos
+    python scripts/prepare_offline_photos.py --out data/photos --t91 ../shared/train/T91
 
-writes data/photos/train_hr (whole images), data/photos/train_sub (overlapping 256x256 crops, what training
-reads) and data/photos/val_hr (held-out photos, never trained on). Missing sources are skipped with a note.
+writes data/photos/train_hr (whole images; each large photo also at 0.6x, a second scale of texture as the
+anchors' multi-scale DIV2K preparation makes), data/photos/train_sub (overlapping 256x256 crops, what training
+reads), data/photos/val_hr (held-out photos, never trained on) and data/photos/manifest.csv (every image: source,
+licence, size). Missing sources are skipped with a note. Never the standard test sets (Set5, Set14, B100,
+Urban100) and never the packages reserved for independent checks (plasma-workspace-wallpapers, opencv-doc).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from freqnet.data import LoadedImage, extract_subimages, imresize, read_rgb, wri
 
 MATE = Path("/usr/share/backgrounds/mate/nature")
 JXL = Path("/usr/share/libjxl-testdata")
+T91_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "train" / "T91"
+LICENCES = {"skimage": "CC0 (scikit-image data)", "mate": "GPL-2+ (Debian mate-backgrounds)",
+            "jxl": "CC0 / Apache-2.0 (Debian libjxl-testdata)", "t91": "research use (Yang et al. 2010, T91)"}
+SECOND_SCALE = 0.6  # large photos are also stored at this size: more texture scales from the same few photos
 HELD_OUT = {"mate_Storm", "mate_LadyBird", "jxl_u76c0g_bliznaca", "jxl_cvo9xd_keong_macan"}
 
 
@@ -44,6 +52,14 @@ def shrink(image: np.ndarray, min_factor: float, max_side: int) -> np.ndarray:
     if factor <= 1:
         return image
     return np.clip(imresize(image, 1 / factor), 0, 1)
+
+
+def t91_photos(folder: Path) -> dict[str, np.ndarray]:
+    """T91 as it is: small (about 100-250 px) crops, already free of compression artefacts."""
+    if not folder.is_dir():
+        print(f"{folder} missing: pass --t91 FOLDER to add the T91 set")
+        return {}
+    return {f"t91_{path.stem}": read_rgb(path) for path in sorted(folder.glob("*.png"))}
 
 
 def collect(max_side: int) -> dict[str, np.ndarray]:
@@ -70,18 +86,28 @@ def main() -> None:
     parser.add_argument("--max-side", type=int, default=1024, help="long side of the stored ground truth")
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--step", type=int, default=192)
+    parser.add_argument("--t91", type=Path, default=T91_DEFAULT, help="folder of the T91 PNGs (skipped if absent)")
     args = parser.parse_args()
     train_dir, val_dir = args.out / "train_hr", args.out / "val_hr"
     train_dir.mkdir(parents=True, exist_ok=True)
     val_dir.mkdir(parents=True, exist_ok=True)
     photos = collect(args.max_side)
+    for name in sorted(set(photos) - HELD_OUT):
+        if min(photos[name].shape[:2]) * SECOND_SCALE >= args.crop:
+            photos[f"{name}_x{SECOND_SCALE}"] = np.clip(imresize(photos[name], SECOND_SCALE), 0, 1)
+    photos.update(t91_photos(args.t91))
+    manifest = ["name,split,source,licence,width,height"]
     for name, image in photos.items():
-        folder = val_dir if name in HELD_OUT else train_dir
-        write_image(folder / f"{name}.png", LoadedImage(image))
+        held_out = name in HELD_OUT
+        write_image((val_dir if held_out else train_dir) / f"{name}.png", LoadedImage(image))
+        source = name.split("_")[0]
+        manifest.append(f"{name},{'val' if held_out else 'train'},{source},{LICENCES[source]},"
+                        f"{image.shape[1]},{image.shape[0]}")
+    (args.out / "manifest.csv").write_text("\n".join(manifest) + "\n")
     crops = extract_subimages(train_dir, args.out / "train_sub", args.crop, args.step)
     pixels = sum(math.prod(img.shape[:2]) for n, img in photos.items() if n not in HELD_OUT)
-    print(f"{len(photos) - len(HELD_OUT & set(photos))} training photos ({pixels / 1e6:.1f} MP) -> {len(crops)} crops "
-          f"in {args.out / 'train_sub'}; {len(HELD_OUT & set(photos))} held out in {val_dir}")
+    print(f"{len(photos) - len(HELD_OUT & set(photos))} training images ({pixels / 1e6:.1f} MP) -> {len(crops)} crops "
+          f"in {args.out / 'train_sub'}; {len(HELD_OUT & set(photos))} held out in {val_dir}; manifest {args.out / 'manifest.csv'}")
 
 
 if __name__ == "__main__":
