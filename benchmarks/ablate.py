@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import freqnet  # noqa: E402
-from common import inference_call, interleaved_medians, machine  # noqa: E402
+from common import inference_call, interleaved_medians, machine, write_report  # noqa: E402
 from freqnet.evaluation import Dataset, evaluate, means  # noqa: E402
 from freqnet.inference import Upscaler  # noqa: E402
 from freqnet.info import count_parameters  # noqa: E402
@@ -174,10 +174,7 @@ def main() -> None:
                  + "; ".join(f"{name.split(' (')[0]} {r['ms'] / results[full]['ms']:.2f}× latency, "
                              f"{(r['params'] / results[full]['params'] - 1) * 100:+.0f} % parameters"
                              for name, r in results.items() if name != full) + ".")
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        args.out.write_text(report)
+    write_report(lines, args.out)
     if args.plot:
         plot(results, args.plot, baselines["lanczos"]["psnr"])
 

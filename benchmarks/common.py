@@ -7,6 +7,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -73,3 +74,12 @@ def training_rate(config, steps: int, warmup: int, synchronize: Callable[[], Non
             trainer.step(batch, weights)
         synchronize()
         return steps / (time.perf_counter() - start)
+
+
+def write_report(lines: list[str], out=None) -> str:
+    """Join a generated Markdown report, print it, and write it to `out` when given (every script's --out)."""
+    report = "\n".join(lines).rstrip("\n") + "\n"
+    print(report)
+    if out:
+        Path(out).write_text(report)
+    return report

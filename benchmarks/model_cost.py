@@ -15,7 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import freqnet  # noqa: E402
-from common import inference_call, interleaved_medians, machine  # noqa: E402
+from common import inference_call, interleaved_medians, machine, write_report  # noqa: E402
 from freqnet.archs.window_attention import WindowAttention  # noqa: E402
 from freqnet.info import count_macs, count_parameters  # noqa: E402
 from freqnet.runtime import keep_freed_memory  # noqa: E402
@@ -125,10 +125,7 @@ def main() -> None:
         "## Token pruning", "", *pruning_table(args.repeats), "",
         "## Latency against input size (fused, ×4)", "", *size_table(args.repeats), "",
     ]
-    report = "\n".join(sections)
-    print(report)
-    if args.out:
-        args.out.write_text(report)
+    write_report(sections, args.out)
 
 
 if __name__ == "__main__":

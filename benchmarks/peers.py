@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import freqnet  # noqa: E402
-from common import inference_call, interleaved_medians, machine  # noqa: E402
+from common import inference_call, interleaved_medians, machine, write_report  # noqa: E402
 from freqnet.archs.network import HybridMoEFreqNet  # noqa: E402
 from freqnet.data.datasets import HRFolderDataset  # noqa: E402
 from freqnet.evaluation import Dataset, evaluate, means  # noqa: E402
@@ -310,11 +310,7 @@ def report(args) -> str:
                       "its time" for n in ours if scores[n]["psnr"] >= scores[peer]["psnr"]]
             lines.append(f"- {peer}: none of ours is both as fast and as good ({ms(peer)} ms, "
                          f"{scores[peer]['psnr']:.3f} dB)" + (f"; {', '.join(better)}." if better else "."))
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
-    return text
+    return write_report(lines, args.out)
 
 
 def main() -> None:
