@@ -15,6 +15,7 @@ from torch import nn
 from . import __version__
 from .archs import ARCHITECTURE, HybridMoEFreqNet
 from .config import ModelConfig, preset_config
+from .run_files import newest_weights
 
 
 def build_model(preset: str = "base", scale: int = 4, **overrides: Any) -> HybridMoEFreqNet:
@@ -82,9 +83,7 @@ def locate(name_or_path: str | Path) -> Path:
     if path.is_file():
         return path
     if path.is_dir():  # a training run, or its checkpoints folder
-        from .training.checkpoint import CheckpointManager  # here, not on top: checkpoint.py imports this module
-
-        return CheckpointManager(path / "checkpoints" if (path / "checkpoints").is_dir() else path).newest_weights()
+        return newest_weights(path / "checkpoints" if (path / "checkpoints").is_dir() else path)
     names = sorted(shipped) or ["none are shipped with this version"]
     raise ValueError(f"no model {str(name_or_path)!r}: give a .safetensors path, a training run folder or a shipped "
                      f"name ({', '.join(names)})")

@@ -115,12 +115,12 @@ def test_eval_command_tables_and_csv(model_file, tmp_path, capsys):
     assert main(["eval", "--model", str(model_file), "--hr", str(hr), "--recipe", "denoise", "--csv", str(csv_path),
                  "--markdown", str(tmp_path / "scores.md")]) == 0
     out = capsys.readouterr().out
-    assert "model psnr" in out and "bicubic psnr" in out and "lanczos psnr" in out
+    assert f"{model_file.stem} psnr" in out and "bicubic psnr" in out and "lanczos psnr" in out
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
     assert [r["image"] for r in rows] == ["img0.png", "img1.png"]
     assert rows[0]["label"].startswith("denoise/sigma")
-    assert float(rows[0]["model_psnr"]) > 10
+    assert float(rows[0][f"{model_file.stem}_psnr"]) > 10
 
 
 def test_exif_orientation_and_icc_profile_are_respected(model_file, tmp_path):

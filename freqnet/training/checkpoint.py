@@ -8,9 +8,7 @@ valid manifest, or whose files do not match it, is skipped with a warning in fav
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,23 +16,7 @@ from typing import Any
 import torch
 
 from ..models import save_model
-
-
-def atomic_write(path: Path, write) -> None:
-    """`write(tmp_path)` then rename over `path`: readers never see a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from ..run_files import atomic_write, manifests, newest_weights, sha256, verify_manifest
 
 
 class CheckpointManager:
@@ -63,8 +45,7 @@ class CheckpointManager:
         return path
 
     def manifests(self) -> list[Path]:
-        """Newest first."""
-        return sorted(self.directory.glob("iter_*.json"), reverse=True)
+        return manifests(self.directory)
 
     def prune(self) -> None:
         for manifest in self.manifests()[self.keep_last:]:
@@ -73,18 +54,7 @@ class CheckpointManager:
                 path.unlink(missing_ok=True)
 
     def verify(self, manifest_path: Path) -> dict[str, Any]:
-        """The manifest if every file it lists is present and intact; raises ValueError naming the problem."""
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{manifest_path.name}: unreadable manifest ({error})") from error
-        for entry in manifest["files"].values():
-            path = self.directory / entry["name"]
-            if not path.is_file():
-                raise ValueError(f"{entry['name']} is missing")
-            if path.stat().st_size != entry["size"] or sha256(path) != entry["sha256"]:
-                raise ValueError(f"{entry['name']} is truncated or corrupt (size/hash differ from the manifest)")
-        return manifest
+        return verify_manifest(self.directory, manifest_path)
 
     def load(self, manifest_path: Path) -> tuple[dict[str, Any], dict[str, Path]]:
         manifest = self.verify(manifest_path)
@@ -102,15 +72,7 @@ class CheckpointManager:
         return None
 
     def newest_weights(self) -> Path:
-        """The newest intact checkpoint's EMA weights (its model weights where EMA is off): what a run is used by."""
-        for manifest in self.manifests():
-            try:
-                files = self.verify(manifest)["files"]
-            except ValueError as error:
-                warnings.warn(f"checkpoint {manifest.stem} unusable ({error}); taking the previous one")
-                continue
-            return self.directory / files.get("ema", files["model"])["name"]
-        raise FileNotFoundError(f"{self.directory}: no intact checkpoint")
+        return newest_weights(self.directory)
 
     def save_best(self, model, metric: float, iteration: int) -> None:
         path = self.directory / "best.safetensors"
