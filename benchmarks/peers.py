@@ -64,12 +64,13 @@ def peer_factories() -> dict[str, Callable[[int], nn.Module]]:
 
 
 # Our presets, and design probes: configurations that are not presets, trained here to test an idea at this budget.
+# `base` is the one-level design that won this comparison (docs/peers.md calls it freqnet-base-1level).
 OURS: dict[str, tuple[str, dict]] = {
     "freqnet-tiny": ("tiny", {}), "freqnet-small": ("small", {}), "freqnet-base": ("base", {}),
-    # Probe: SPAN spends all its time at full resolution; this spends base's there (one level, five full-res blocks).
-    "freqnet-base-1level": ("base", {"levels": 1, "enc_blocks": (3,), "dec_blocks": (2,), "bottleneck_blocks": 3}),
-    # The same with three full-res blocks: about 0.77x SPAN's CPU time.
-    "freqnet-base-1level-lite": ("base", {"levels": 1, "enc_blocks": (2,), "dec_blocks": (1,), "bottleneck_blocks": 3}),
+    # The base of before: two levels, its blocks spread over three resolutions (2.66 M).
+    "freqnet-base-2level": ("base", {"levels": 2, "enc_blocks": (1, 2), "dec_blocks": (1, 1), "bottleneck_blocks": 4}),
+    # base with three full-res blocks instead of five: about 0.77x SPAN's CPU time.
+    "freqnet-base-lite": ("base", {"enc_blocks": (2,), "dec_blocks": (1,)}),
 }
 CANDIDATES = [*OURS, "SAFMN", "SPAN", "PLKSR-tiny", "PLKSR-tiny-CCM", "SwinIR-light"]
 

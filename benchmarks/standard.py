@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import inference_call, interleaved_medians, machine, write_report  # noqa: E402
 
-from freqnet.evaluation import STANDARD_SETS, evaluate, means, standard_datasets  # noqa: E402
+from freqnet.evaluation import STANDARD_SETS, evaluate, means, method_table, standard_datasets  # noqa: E402
 from freqnet.export import export_onnx  # noqa: E402
 from freqnet.inference import Upscaler  # noqa: E402
 from freqnet.models import shipped_models  # noqa: E402
@@ -58,25 +58,13 @@ def scale_section(scale: int, ours: list[str], anchors: list[Path], args, work: 
         ms = seconds[name] * 1000
         return f"{ms:.0f}" + (f" ({seconds[name] / reference:.2f}×)" if reference else "")
 
-    methods = ["bicubic", *peers, *upscalers]
-    header = ("| method | params | " + " | ".join(d.name for d in datasets)
-              + f" | CPU ms, {LATENCY_SIDE}² in (× {REFERENCE_ANCHOR}) |")
-    lines = [f"## ×{scale}", "", header, "|---|---|" + "---|" * len(datasets) + "---|"]
-    for method in methods:
-        cells = " | ".join(f"{by_set[(d.name,)][method]['psnr']:.2f} / {by_set[(d.name,)][method]['ssim']:.4f}"
-                           for d in datasets)
-        if method == "bicubic":
-            params, ms = "", ""
-        elif method in peers:
-            params, ms = f"{peers[method].parameters() / 1e3:.0f} K", f"{latency(method)} ORT"
-        else:
-            params = f"{sum(p.numel() for p in upscalers[method].model.parameters()) / 1e3:.0f} K"
-            ms = f"{latency(f'{method} (PyTorch)')} PyTorch, {latency(f'{method} (ONNX Runtime)')} ORT"
-        label = f"**`{method}` (ours)**" if method in upscalers else method
-        lines.append(f"| {label} | {params} | {cells} | {ms} |")
-    notes = [d for d in datasets if d.note != "official LR"]
-    if notes:
-        lines += ["", "LR: " + "; ".join(f"{d.name}: {d.note}" for d in notes) + "; the other sets: official LR."]
+    params = {name: f"{m.parameters() / 1e3:.0f} K" for name, m in peers.items()}
+    params |= {name: f"{sum(p.numel() for p in u.model.parameters()) / 1e3:.0f} K" for name, u in upscalers.items()}
+    times = {name: f"{latency(name)} ORT" for name in peers}
+    times |= {name: f"{latency(f'{name} (PyTorch)')} PyTorch, {latency(f'{name} (ONNX Runtime)')} ORT" for name in upscalers}
+    lines = [f"## ×{scale}", "", *method_table(rows, datasets, {
+        "params": params, f"CPU ms, {LATENCY_SIDE}² in (× {REFERENCE_ANCHOR})": times},
+        labels={name: f"**`{name}` (ours)**" for name in upscalers})]
     gaps = []
     for name in upscalers:
         for peer in peers:

@@ -159,7 +159,7 @@ def add_eval(commands: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from .evaluation import (Dataset, evaluate, load_runner, markdown, means, model_label, standard_datasets,
-                             summary_markdown, write_csv)
+                             method_table, write_csv)
 
     tile = args.tile if args.tile == "auto" else int(args.tile)
     models: dict[str, object] = {}
@@ -187,7 +187,7 @@ def run_eval(args: argparse.Namespace) -> int:
     baselines = () if args.no_baselines else ("bicubic",) if args.benchmark else ("bicubic", "lanczos")
     rows = evaluate(models, datasets, scale, args.crop_border, not args.rgb, lpips, baselines, args.seed,
                     progress=sys.stderr.isatty())
-    report = summary_markdown(rows, datasets) if args.benchmark else markdown(rows)
+    report = "\n".join(method_table(rows, datasets)) if args.benchmark else markdown(rows)
     print(report)
     for (dataset,), scores in means(rows, lambda r: (r.dataset,)).items():
         print(f"{dataset}: " + ", ".join(f"{m} {v['psnr']:.3f} dB / {v['ssim']:.4f}" for m, v in scores.items()))

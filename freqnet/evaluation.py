@@ -166,20 +166,26 @@ def means(rows: list[Row], key) -> dict[tuple, dict[str, dict[str, float]]]:
     return out
 
 
-def summary_markdown(rows: list[Row], datasets: list[Dataset]) -> str:
-    """One row per dataset, a PSNR / SSIM cell per method: the shape of the papers' tables."""
+def method_table(rows: list[Row], datasets: list[Dataset], extra: dict[str, dict[str, str]] | None = None,
+                 labels: dict[str, str] | None = None) -> list[str]:
+    """The papers' table: one row per method, a PSNR / SSIM cell per dataset (plain means), then any `extra`
+    columns (header -> method -> cell); a line below says where each set's LR came from."""
+    extra, labels = extra or {}, labels or {}
     methods = list(rows[0].scores)
-    lines = ["| set | images | LR | " + " | ".join(f"{m} PSNR / SSIM" for m in methods) + " |",
-             "|---|---|---|" + "---|" * len(methods)]
-    counts = defaultdict(int)
-    for row in rows:
-        counts[row.dataset] += 1
     grouped = means(rows, lambda r: (r.dataset,))
-    for dataset in datasets:
-        scores = grouped[(dataset.name,)]
-        cells = " | ".join(f"{scores[m]['psnr']:.2f} / {scores[m]['ssim']:.4f}" for m in methods)
-        lines.append(f"| {dataset.name} | {counts[dataset.name]} | {dataset.note} | {cells} |")
-    return "\n".join(lines)
+    counts = {d.name: sum(r.dataset == d.name for r in rows) for d in datasets}
+    lines = ["| method | " + " | ".join(f"{d.name} ({counts[d.name]})" for d in datasets)
+             + "".join(f" | {header}" for header in extra) + " |",
+             "|---|" + "---|" * (len(datasets) + len(extra))]
+    for method in methods:
+        cells = [f"{grouped[(d.name,)][method]['psnr']:.2f} / {grouped[(d.name,)][method]['ssim']:.4f}" for d in datasets]
+        cells += [column.get(method, "") for column in extra.values()]
+        lines.append(f"| {labels.get(method, method)} | " + " | ".join(cells) + " |")
+    notes = {d.note for d in datasets if d.note}
+    if notes:
+        lines += ["", "PSNR / SSIM on Y, crop = scale. LR: " + "; ".join(
+            f"{d.name} {d.note}" for d in datasets if d.note) + "."]
+    return lines
 
 
 def markdown(rows: list[Row]) -> str:

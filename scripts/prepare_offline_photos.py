@@ -20,6 +20,7 @@ Urban100) and never the packages reserved for independent checks (plasma-workspa
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 from pathlib import Path
 
@@ -31,7 +32,7 @@ MATE = Path("/usr/share/backgrounds/mate/nature")
 JXL = Path("/usr/share/libjxl-testdata")
 T91_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "train" / "T91"
 LICENCES = {"skimage": "CC0 (scikit-image data)", "mate": "GPL-2+ (Debian mate-backgrounds)",
-            "jxl": "CC0 / Apache-2.0 (Debian libjxl-testdata)", "t91": "research use (Yang et al. 2010, T91)"}
+            "jxl": "CC0 / Apache-2.0 (Debian libjxl-testdata)", "t91": "research use (Yang et al. 2010: the T91 set)"}
 SECOND_SCALE = 0.6  # large photos are also stored at this size: more texture scales from the same few photos
 HELD_OUT = {"mate_Storm", "mate_LadyBird", "jxl_u76c0g_bliznaca", "jxl_cvo9xd_keong_macan"}
 
@@ -96,14 +97,15 @@ def main() -> None:
         if min(photos[name].shape[:2]) * SECOND_SCALE >= args.crop:
             photos[f"{name}_x{SECOND_SCALE}"] = np.clip(imresize(photos[name], SECOND_SCALE), 0, 1)
     photos.update(t91_photos(args.t91))
-    manifest = ["name,split,source,licence,width,height"]
-    for name, image in photos.items():
-        held_out = name in HELD_OUT
-        write_image((val_dir if held_out else train_dir) / f"{name}.png", LoadedImage(image))
-        source = name.split("_")[0]
-        manifest.append(f"{name},{'val' if held_out else 'train'},{source},{LICENCES[source]},"
-                        f"{image.shape[1]},{image.shape[0]}")
-    (args.out / "manifest.csv").write_text("\n".join(manifest) + "\n")
+    with open(args.out / "manifest.csv", "w", newline="") as f:
+        manifest = csv.writer(f)
+        manifest.writerow(["name", "split", "source", "licence", "width", "height"])
+        for name, image in photos.items():
+            held_out = name in HELD_OUT
+            write_image((val_dir if held_out else train_dir) / f"{name}.png", LoadedImage(image))
+            source = name.split("_")[0]
+            manifest.writerow([name, "val" if held_out else "train", source, LICENCES[source], image.shape[1],
+                               image.shape[0]])
     crops = extract_subimages(train_dir, args.out / "train_sub", args.crop, args.step)
     pixels = sum(math.prod(img.shape[:2]) for n, img in photos.items() if n not in HELD_OUT)
     print(f"{len(photos) - len(HELD_OUT & set(photos))} training images ({pixels / 1e6:.1f} MP) -> {len(crops)} crops "

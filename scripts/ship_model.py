@@ -1,8 +1,11 @@
 """Ship a trained run: fuse its final EMA weights into freqnet/weights/NAME.safetensors and write its model card
-(held-out PSNR/SSIM against bicubic and Lanczos) into docs/models.md.
+(held-out PSNR/SSIM against bicubic and Lanczos) into docs/models.md; with --benchmarks and --anchors the card
+also carries the standard-set table beside bicubic, IMDN and CARN-M of that scale (refreshed alone when no run is
+given, for a model already shipped).
 
-    python scripts/ship_model.py runs/photos_x4 x4 [--val data/photos/val_hr]
-    python scripts/ship_model.py runs/photos_restore_x1 restore --recipe denoise_sigma15 denoise_sigma25 \
+    python scripts/ship_model.py x4 --run runs/photos_x4 --benchmarks ../shared/benchmarks --anchors ../shared/anchors
+    python scripts/ship_model.py x2 --benchmarks ../shared/benchmarks --anchors ../shared/anchors
+    python scripts/ship_model.py restore --run runs/photos_restore_x1 --recipe denoise_sigma15 denoise_sigma25 \
         denoise_sigma50 deblur_iso deblur_aniso deblur_motion
 """
 
@@ -16,14 +19,16 @@ from pathlib import Path
 import yaml
 
 import freqnet
-from freqnet.evaluation import Dataset, evaluate, markdown, means
+from freqnet.evaluation import Dataset, evaluate, markdown, means, method_table, standard_datasets
 from freqnet.inference import Upscaler
 from freqnet.info import count_parameters
 from freqnet.models import locate, read_metadata
+from freqnet.onnx_model import OnnxModel
 from freqnet.training.logger import wall_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 CARDS = ROOT / "docs" / "models.md"
+CARD_ANCHORS = ("IMDN", "CARN-M")  # the published networks each card stands beside, where their file exists
 
 
 def gains(rows: list, baseline: str) -> str:
@@ -54,17 +59,32 @@ def summary_per_degradation(rows: list, baseline: str) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path)
-    parser.add_argument("name")
-    parser.add_argument("--val", default="data/photos/val_hr")
-    parser.add_argument("--recipe", nargs="+", default=["bicubic"],
-                        help="degradations of the held-out photos; each recipe scores every photo once")
-    parser.add_argument("--note", default="", help="an extra line for the card (e.g. how a run was continued)")
-    parser.add_argument("--machine", default="2-core AMD EPYC VM (the project's CI machine class), CPU only, fp32")
-    args = parser.parse_args()
+def replace_block(text: str, tag: str, block: str) -> str:
+    """Swap the `<!-- tag -->...<!-- /tag -->` block for `block` (which carries the same markers), or append it."""
+    pattern = re.compile(rf"<!-- {re.escape(tag)} -->.*?<!-- /{re.escape(tag)} -->", re.S)
+    return pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
 
+
+def benchmark_block(name: str, benchmarks: Path, anchors: Path) -> str:
+    """The standard sets, this model beside bicubic and the anchors of its scale, and its distance from IMDN."""
+    upscaler = Upscaler(name, tile=None)
+    scale = upscaler.scale
+    peers = {a: OnnxModel(path) for a in CARD_ANCHORS if (path := anchors / f"{a}_x{scale}.onnx").is_file()}
+    datasets = standard_datasets(benchmarks, ["Set5", "Set14", "BSD100", "Urban100"], scale)
+    rows = evaluate({name: upscaler, **peers}, datasets, scale, baselines=("bicubic",), progress=True)
+    by_set = means(rows, lambda r: (r.dataset,))
+    lines = [f"<!-- bench:{name} -->", f"Standard test sets, ×{scale} (`python scripts/ship_model.py {name} "
+             "--benchmarks ... --anchors ...`; the anchors are the authors' DIV2K-trained checkpoints):", "",
+             *method_table(rows, datasets, labels={name: f"**`{name}`**"})]
+    if "IMDN" in peers:
+        lines += ["", "Distance from IMDN (PSNR-Y): " + ", ".join(
+            f"{d.name} {by_set[(d.name,)][name]['psnr'] - by_set[(d.name,)]['IMDN']['psnr']:+.2f} dB" for d in datasets)
+            + "."]
+    return "\n".join([*lines, f"<!-- /bench:{name} -->"])
+
+
+def ship_run(args) -> str:
+    """Fuse the run's newest EMA weights into the package and return its card (without the benchmark block)."""
     config = yaml.safe_load((args.run / "config.yaml").read_text())
     source = locate(args.run)  # the newest intact EMA weights
     iteration = int(read_metadata(source)["iteration"])
@@ -77,15 +97,15 @@ def main() -> None:
     rows = evaluate(Upscaler(model, tile="auto"), [Dataset("held-out", args.val, recipe=r) for r in args.recipe], scale)
     scores = means(rows, lambda r: ())[()]
     baseline = "lanczos" if "lanczos" in scores else "input"
-    card = "\n".join([
+    return "\n".join([
         f"<!-- card:{args.name} -->",
         f"## `{args.name}` — ×{scale}, preset `{config['model']['preset']}`",
         "",
         f"- File: `freqnet/weights/{args.name}.safetensors` (fused, {target.stat().st_size / 1e6:.1f} MB, "
         f"{count_parameters(model) / 1e6:.3f} M parameters).",
-        f"- Data: the offline photos (`scripts/prepare_offline_photos.py`: scikit-image CC0 photos, Debian "
-        f"mate-backgrounds down-scaled ≥ 2×, libjxl-testdata lossless photos), 256² sub-images; LR by the "
-        f"`{config['data']['train']['recipe']}` recipe. Not DIV2K/DF2K: these numbers are not comparable with papers.",
+        f"- Data: `{config['data']['train']['hr']}` (`scripts/prepare_offline_photos.py`: T91, scikit-image CC0 "
+        f"photos, Debian mate-backgrounds down-scaled ≥ 2×, libjxl-testdata lossless photos; docs/data.md), 256² "
+        f"sub-images; LR by the `{config['data']['train']['recipe']}` recipe. Not DIV2K/DF2K.",
         f"- Training: `{config['name']}` config (`configs/{config['name']}.yaml`), {iteration} iterations, batch "
         f"{config['data']['train']['batch_size']}, HR patch {config['data']['train']['patch_size']}, "
         f"EMA weights; wall time {wall_seconds(args.run) / 60:.0f} min on {args.machine}.",
@@ -98,11 +118,32 @@ def main() -> None:
         "<details><summary>per image</summary>", "", markdown(rows), "", "</details>",
         f"<!-- /card:{args.name} -->",
     ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help="the shipped name (x2, x3, x4, restore)")
+    parser.add_argument("--run", type=Path, default=None, help="training run to ship (else: the shipped model as is)")
+    parser.add_argument("--val", default="data/photos/val_hr")
+    parser.add_argument("--recipe", nargs="+", default=["bicubic"],
+                        help="degradations of the held-out photos; each recipe scores every photo once")
+    parser.add_argument("--benchmarks", type=Path, default=None, help="standard sets folder (../shared/benchmarks)")
+    parser.add_argument("--anchors", type=Path, default=None, help="anchor ONNX folder (../shared/anchors)")
+    parser.add_argument("--note", default="", help="an extra line for the card (e.g. how a run was continued)")
+    parser.add_argument("--machine", default="2-core AMD EPYC VM (the project's CI machine class), CPU only, fp32")
+    args = parser.parse_args()
+
     text = CARDS.read_text() if CARDS.is_file() else "# Shipped models\n\n"
-    pattern = re.compile(rf"<!-- card:{args.name} -->.*?<!-- /card:{args.name} -->", re.S)
-    text = pattern.sub(card, text) if pattern.search(text) else text.rstrip() + "\n\n" + card + "\n"
+    if args.run:
+        text = replace_block(text, f"card:{args.name}", ship_run(args))
+    if args.benchmarks and args.anchors:
+        bench = benchmark_block(args.name, args.benchmarks, args.anchors)
+        card_end = f"<!-- /card:{args.name} -->"
+        if f"<!-- bench:{args.name} -->" not in text and card_end in text:  # first time: inside the card, at its end
+            text = text.replace(card_end, f"{bench}\n{card_end}")
+        text = replace_block(text, f"bench:{args.name}", bench)
+        print(bench)
     CARDS.write_text(text)
-    print(card)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
-"""The models that ship in the package: found by name, fused, and better than bicubic (the x1 `restore`: than its
-degraded input) on a real photo."""
+"""The models that ship in the package: found by name, fused, better than bicubic (the x1 `restore`: than its
+degraded input) on a real photo, and scoring on Set5 what their card in docs/models.md says."""
+
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ from freqnet import metrics
 from freqnet.cli import main
 from freqnet.data import Degrader, modcrop, read_rgb
 from freqnet.data.image_io import resolve_path
-from freqnet.evaluation import bicubic_up
+from freqnet.evaluation import bicubic_up, evaluate, means, standard_datasets
 from freqnet.inference import Upscaler
 from freqnet.models import shipped_models
 
@@ -43,3 +46,28 @@ def test_upscale_command_with_the_restore_model_keeps_the_size(tmp_path, capsys)
     assert main(["upscale", str(source), "-o", str(tmp_path / "out.png"), "--model", "restore", "--tile", "0"]) == 0
     assert "1 restored, 0 skipped, 0 failed" in capsys.readouterr().out
     assert read_rgb(tmp_path / "out.png").shape == read_rgb(source).shape
+
+
+SHARED_SETS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+CARDS = Path(__file__).resolve().parents[1] / "docs" / "models.md"
+
+
+def card_set5_psnr(name: str) -> float | None:
+    """Set5 PSNR in the model card's standard-benchmark block (docs/models.md), or None if the card has none."""
+    block = re.search(rf"<!-- bench:{name} -->(.*?)<!-- /bench:{name} -->", CARDS.read_text(), re.S)
+    if not block:
+        return None
+    lines = [line for line in block.group(1).splitlines() if line.startswith("|")]
+    column = [cell.strip() for cell in lines[0].split("|")].index("Set5 (5)")
+    row = next(line for line in lines if line.startswith(f"| **`{name}`** |"))
+    return float(row.split("|")[column].split("/")[0])
+
+
+@pytest.mark.skipif(not (SHARED_SETS / "Set5" / "HR").is_dir(), reason=f"{SHARED_SETS} is not beside this clone")
+@pytest.mark.parametrize("name", sorted(n for n in shipped_models() if n != "default" and not n.startswith("restore")))
+def test_shipped_model_scores_its_card_on_set5(name):
+    expected = card_set5_psnr(name)
+    assert expected is not None, f"docs/models.md has no standard-benchmark block for {name}"
+    scale = freqnet.load_model(name).config.scale
+    rows = evaluate(Upscaler(name, tile=None), standard_datasets(SHARED_SETS, ["Set5"], scale), scale, baselines=())
+    assert means(rows, lambda r: ())[()]["model"]["psnr"] == pytest.approx(expected, abs=0.05)
