@@ -101,15 +101,27 @@ def add_upscale(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
     parser.add_argument("--suffix", default="", help="appended to each output's file stem")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
+    parser.add_argument("--max-pixels", type=float, default=None,
+                        help="refuse inputs larger than this many pixels, checked before decoding (default 40e6; 0 = no limit)")
     parser.set_defaults(handler=run_upscale)
+
+
+def parse_tile(text: str) -> int | str | None:
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text) or None
+    except ValueError:
+        raise ValueError(f"--tile {text!r}: give 'auto', 0 (off) or a side in input pixels") from None
 
 
 def run_upscale(args: argparse.Namespace) -> int:
     from .inference import Upscaler, upscale_files
 
-    tile = args.tile if args.tile == "auto" else int(args.tile)
-    upscaler = Upscaler(args.model, tile or None, args.tile_overlap, args.precision, args.device, args.compile)
-    summary = upscale_files(args.inputs, args.out, upscaler, args.suffix, args.overwrite, sys.stderr.isatty())
+    upscaler = Upscaler(args.model, parse_tile(args.tile), args.tile_overlap, args.precision, args.device, args.compile)
+    max_pixels = None if args.max_pixels is None else int(args.max_pixels)
+    summary = upscale_files(args.inputs, args.out, upscaler, args.suffix, args.overwrite, sys.stderr.isatty(),
+                            max_pixels)
     for source, reason in summary["skipped"]:
         print(f"skipped {source}: {reason}", file=sys.stderr)
     for source, reason in summary["failed"]:
@@ -161,11 +173,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from .evaluation import (Dataset, evaluate, load_runner, markdown, means, model_label, standard_datasets,
                              method_table, write_csv)
 
-    tile = args.tile if args.tile == "auto" else int(args.tile)
     models: dict[str, object] = {}
     for spec in args.model or ["default"]:
         label = model_label(spec)
-        models[label if label not in models else f"{label} ({len(models) + 1})"] = load_runner(spec, tile or None)
+        models[label if label not in models else f"{label} ({len(models) + 1})"] = load_runner(spec, parse_tile(args.tile))
     scales = {label: model.scale for label, model in models.items()}
     scale = args.scale or next(iter(scales.values()))
     wrong = {label: s for label, s in scales.items() if s != scale}
@@ -249,9 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep_freed_memory()
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # bad input, missing or unwritable files: one line, no traceback
         print(f"freqnet {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"freqnet {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -88,6 +88,12 @@ class Row:
 
 
 def samples(dataset: Dataset, scale: int, seed: int = 0) -> Iterator[Sample]:
+    """Every image of the dataset, or an error: a score over fewer images than asked for must not happen silently."""
+    for folder in (dataset.hr, dataset.lr):
+        if folder and not Path(folder).exists():
+            raise FileNotFoundError(f"{dataset.name}: folder {folder} does not exist")
+    if not list_images(dataset.hr):
+        raise ValueError(f"{dataset.name}: no images in {dataset.hr}")
     if dataset.lr:
         paired = PairedFolderDataset(dataset.lr, dataset.hr, scale)
         for index in range(len(paired)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +24,32 @@ def resolve_model(model) -> torch.nn.Module:
 
 
 def pick_device(device: str) -> torch.device:
+    """auto, cpu, cuda or cuda:N, checked now: a wrong name or a missing GPU is a one-line error before any work."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if chosen.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not supported: use auto, cpu, cuda or cuda:N")
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: this PyTorch build has no usable CUDA GPU (use --device cpu)")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+    return chosen
+
+
+def check_tile(model: torch.nn.Module, tile: int | str | None) -> None:
+    """Tiles are aligned to the model's window x U-Net grid; a tile that is not is an error, never a silent
+    rounding (which can make a run many times slower than asked)."""
+    if tile in (None, 0, "auto"):
+        return
+    align = tile_alignment(model)
+    if not isinstance(tile, int) or tile < align or tile % align:
+        raise ValueError(f"tile {tile!r}: give 0 (off), 'auto', or a multiple of {align} (this model's alignment), "
+                         f"at least {align}")
 
 
 def tile_alignment(model: torch.nn.Module) -> int:
@@ -87,32 +110,54 @@ def tile_plan(model: torch.nn.Module, h: int, w: int, tile: int, overlap: int) -
 
 
 @torch.no_grad()
-def tiled_forward(model: torch.nn.Module, x: torch.Tensor, tile: int, overlap: int,
-                  progress: Callable[[int], None] | None = None) -> torch.Tensor:
-    """Run `model` on aligned, overlapping tiles of `x` (N, C, H, W) and blend them with feathered weights.
+def tiled_bands(model: torch.nn.Module, x: torch.Tensor, tile: int, overlap: int,
+                progress: Callable[[int], None] | None = None, forward: Callable | None = None) -> Iterator[torch.Tensor]:
+    """Run `model` (through `forward`, default the model) on aligned, overlapping tiles of `x` (N, C, H, W), blend
+    them with feathered weights, and yield the output in horizontal bands, top to bottom.
 
-    Tiles start on multiples of the window x U-Net alignment, so each tile computes its interior exactly as
-    the whole image would; only the overlap bands differ, and those are cross-faded.
+    Tiles start on multiples of the window x U-Net alignment, so each tile computes its interior exactly as the
+    whole image would; only the overlap bands differ, and those are cross-faded. A band is final once the next
+    row of tiles starts below it, so only one row of tiles and its overlap strip are ever held: the output's
+    memory is bounded by the tile, not the image.
     """
+    forward = forward or model
     n, c, h, w = x.shape
     rows, cols, tile, overlap = tile_plan(model, h, w, tile, overlap)
     if len(rows) == 1 and len(cols) == 1:
-        return model(x)
+        yield forward(x).float()
+        return
     s = model.config.scale
-    out = torch.zeros(n, c, h * s, w * s, dtype=torch.float32, device=x.device)
-    weight = torch.zeros(1, 1, h * s, w * s, dtype=torch.float32, device=x.device)
-    for top in rows:
+    carry = carry_weight = None  # the previous band's rows that the current one overlaps
+    for index, top in enumerate(rows):
+        bottom = min(top + tile, h)
+        band = torch.zeros(n, c, (bottom - top) * s, w * s, dtype=torch.float32, device=x.device)
+        weight = torch.zeros(1, 1, (bottom - top) * s, w * s, dtype=torch.float32, device=x.device)
+        wy = feather((bottom - top) * s, overlap * s if top > 0 else 0, overlap * s if bottom < h else 0)
         for left in cols:
-            bottom, right = min(top + tile, h), min(left + tile, w)
-            piece = model(x[:, :, top:bottom, left:right]).float()
-            wy = feather((bottom - top) * s, overlap * s if top > 0 else 0, overlap * s if bottom < h else 0)
+            right = min(left + tile, w)
+            piece = forward(x[:, :, top:bottom, left:right]).float()
             wx = feather((right - left) * s, overlap * s if left > 0 else 0, overlap * s if right < w else 0)
             mask = (wy[:, None] * wx[None, :]).to(x.device)
-            out[:, :, top * s:bottom * s, left * s:right * s] += piece * mask
-            weight[:, :, top * s:bottom * s, left * s:right * s] += mask
+            band[:, :, :, left * s:right * s] += piece * mask
+            weight[:, :, :, left * s:right * s] += mask
             if progress:
                 progress(1)
-    return out / weight
+        if carry is not None:
+            band[:, :, :carry.shape[2]] += carry
+            weight[:, :, :carry.shape[2]] += carry_weight
+        final = (rows[index + 1] - top) * s if index + 1 < len(rows) else band.shape[2]
+        yield band[:, :, :final] / weight[:, :, :final]
+        carry, carry_weight = band[:, :, final:], weight[:, :, final:]
+
+
+def tiled_forward(model: torch.nn.Module, x: torch.Tensor, tile: int, overlap: int,
+                  progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """`tiled_bands` put together: the whole output at once."""
+    return torch.cat(list(tiled_bands(model, x, tile, overlap, progress)), dim=2)
+
+
+class NonFiniteOutput(ValueError):
+    """A model's output had NaN/Inf: writing it would give a black or garbage image with a success status."""
 
 
 class Upscaler:
@@ -121,7 +166,9 @@ class Upscaler:
     def __init__(self, model="default", tile: int | str | None = "auto", tile_overlap: int = 32,
                  precision: str = "fp32", device: str = "auto", compile: bool = False) -> None:
         self.device = pick_device(device)
+        self.name = getattr(model, "name", None) or (type(model).__name__ if isinstance(model, torch.nn.Module) else str(model))
         self.model = resolve_model(model).to(self.device)
+        check_tile(self.model, tile)
         self.scale = self.model.config.scale
         self.tile = auto_tile(self.model, self.device) if tile == "auto" else tile
         self.overlap = tile_overlap
@@ -136,8 +183,15 @@ class Upscaler:
         rows, cols, _, _ = tile_plan(self.model, h, w, self.tile, self.overlap)
         return len(rows) * len(cols)
 
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """One forward at the chosen precision (autocast entered per call: bands are generators, and an autocast
+        held open across their yields would leak into the caller)."""
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            return self.forward(x)
+
     @torch.no_grad()
-    def run(self, pixels: np.ndarray, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def bands(self, pixels: np.ndarray, progress: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
+        """The upscaled float32 (H, W, C) pixels in horizontal bands, top to bottom (one band when untiled)."""
         channels = self.model.config.in_channels
         grey = pixels.shape[2] == 1
         x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].float()
@@ -146,21 +200,45 @@ class Upscaler:
         elif not grey and channels == 1:
             raise ValueError("this model is single-channel (grey); convert the image to grey first")
         x = x.to(self.device)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            if self.tile:
-                y = tiled_forward(self.forward, x, self.tile, self.overlap, progress)
-            else:
-                y = self.forward(x)
-        y = y.float().clamp(0, 1)[0].cpu()
-        if grey and channels == 3:
-            y = y.mean(dim=0, keepdim=True)
-        return y.permute(1, 2, 0).numpy()
+        outputs = (tiled_bands(self.model, x, self.tile, self.overlap, progress, self.infer) if self.tile
+                   else iter([self.infer(x).float()]))
+        for y in outputs:
+            if not torch.isfinite(y).all():
+                raise NonFiniteOutput(f"model {self.name} produced NaN or infinite values (diverged or corrupt "
+                                      "weights?); nothing was written")
+            y = y.clamp(0, 1)[0].cpu()
+            if grey and channels == 3:
+                y = y.mean(dim=0, keepdim=True)
+            yield y.permute(1, 2, 0).numpy()
+
+    def run(self, pixels: np.ndarray, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """float32 (H, W, C) in [0, 1] -> the upscaled (sH, sW, C), clamped to [0, 1]."""
+        return np.concatenate(list(self.bands(pixels, progress)), axis=0)
 
     def upscale_loaded(self, image: LoadedImage, progress: Callable[[int], None] | None = None) -> LoadedImage:
         """Colour through the model; alpha upscaled separately (through the model too) and re-attached."""
         pixels = self.run(image.pixels, progress)
         alpha = None if image.alpha is None else self.run(image.alpha[..., None], progress)[..., 0]
         return LoadedImage(pixels, alpha, image.bit_depth, image.icc_profile)
+
+    def upscale_to_png(self, image: LoadedImage, path: str | Path,
+                       progress: Callable[[int], None] | None = None) -> None:
+        """Like `upscale_loaded` + `write_image` for PNG, but band by band into the file: peak memory follows the
+        tile, not the image (a 12 MP photo at x4 is a 192 MP output)."""
+        from .data.image_io import PngStream, atomic_output, quantise
+
+        h, w = image.pixels.shape[:2]
+        colour = self.bands(image.pixels, progress)
+        alpha = None if image.alpha is None else self.bands(image.alpha[..., None], progress)
+        channels = image.pixels.shape[2] + (alpha is not None)
+        bits = 16 if image.bit_depth == 16 else 8
+        with atomic_output(Path(path)) as partial, open(partial, "wb") as f:
+            png = PngStream(f, w * self.scale, h * self.scale, channels, bits, image.icc_profile)
+            for band in colour:
+                if alpha is not None:
+                    band = np.concatenate([band, next(alpha)], axis=2)
+                png.write(quantise(band, bits))
+            png.close()
 
 
 def upscale(image, model="default", tile: int | str | None = "auto", tile_overlap: int = 32,
@@ -193,48 +271,84 @@ def upscale(image, model="default", tile: int | str | None = "auto", tile_overla
     return result[..., 0] if squeeze else result
 
 
-def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders (their images, recursively) and glob patterns, in order, without duplicates."""
+def expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """Files, folders (their images, recursively) and glob patterns, in order, without duplicates; each with the
+    path its output keeps: relative to its folder argument (so the output tree mirrors the input tree), else the
+    bare file name."""
     import glob
 
     from .data.image_io import list_images
 
-    found: list[Path] = []
+    found: list[tuple[Path, Path]] = []
     for item in inputs:
         matches = [Path(p) for p in sorted(glob.glob(item))] if glob.has_magic(item) else [Path(item)]
         if not matches:
             raise FileNotFoundError(f"no file matches {item!r}")
         for path in matches:
             if path.is_dir():
-                found += list_images(path)
+                images = list_images(path)
+                if not images:
+                    raise FileNotFoundError(f"no images in folder {path}")
+                found += [(image, image.relative_to(path)) for image in images]
             elif path.exists():
-                found.append(path)
+                found.append((path, Path(path.name)))
             else:
                 raise FileNotFoundError(f"{path} does not exist")
-    unique = []
-    for path in found:
-        if path.resolve() not in {p.resolve() for p in unique}:
-            unique.append(path)
+    unique, seen = [], set()
+    for path, relative in found:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append((path, relative))
     return unique
 
 
-def output_paths(inputs: list[Path], out: Path, suffix: str) -> list[Path]:
-    """One input and an image-file OUT -> OUT itself; otherwise OUT is a folder and outputs keep the stems."""
+def output_paths(inputs: list[tuple[Path, Path]], out: str | Path, suffix: str) -> list[Path]:
+    """One input and an OUT with an image extension -> OUT itself; otherwise OUT is a folder and each output keeps
+    its input's relative path and stem, as PNG. Inputs that would still collide (`a.bmp`, `a.tif`) keep their
+    extension in the name (`a_bmp.png`, `a_tif.png`): no output is ever lost to another."""
     from .data.image_io import IMAGE_EXTENSIONS
 
-    if len(inputs) == 1 and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir():
+    says_folder = str(out).endswith(("/", os.sep))
+    out = Path(out)
+    if len(inputs) == 1 and out.suffix and not out.is_dir() and not says_folder:
+        if out.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise ValueError(f"output {out}: {out.suffix} is not a format we write ({', '.join(IMAGE_EXTENSIONS)})")
         return [out]
-    return [out / f"{path.stem}{suffix}.png" for path in inputs]
+    if len(inputs) == 1 and not out.is_dir() and not says_folder:
+        raise ValueError(f"output {out} has no image extension: give e.g. {out}.png, or {out}/ for a folder")
+    plain = [out / relative.parent / f"{relative.stem}{suffix}.png" for _, relative in inputs]
+    counts: dict[Path, int] = {}
+    for target in plain:
+        counts[target] = counts.get(target, 0) + 1
+    return [target.with_name(f"{relative.stem}_{relative.suffix.lstrip('.').lower()}{suffix}.png")
+            if counts[target] > 1 else target for target, (_, relative) in zip(plain, inputs)]
+
+
+def check_writable(targets: list[Path]) -> None:
+    """Before any compute: every output folder can be made and written (a read-only folder or a file in the way
+    is an error now, not after minutes of upscaling)."""
+    for folder in sorted({target.parent for target in targets}):
+        existing = folder
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ValueError(f"cannot write outputs under {folder}: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"cannot write outputs under {folder}: {existing} is not writable")
 
 
 def upscale_files(inputs: list[str], out: str | Path, upscaler: Upscaler, suffix: str = "",
-                  overwrite: bool = False, show_progress: bool = True) -> dict[str, list]:
+                  overwrite: bool = False, show_progress: bool = True, max_pixels: int | None = None) -> dict[str, list]:
     """Upscale every input to its output path. Never writes over an input; skips existing outputs unless
-    `overwrite`; a file that cannot be read is reported and skipped. Returns done/skipped/failed lists."""
-    from .data.image_io import UnreadableImage, read_image, write_image
+    `overwrite`; a file that cannot be read or processed is reported and the batch goes on. Outputs are written
+    to a temporary name and renamed, so an interrupted run never leaves a truncated file that a rerun would skip.
+    Returns done/skipped/failed lists."""
+    from .data.image_io import DEFAULT_MAX_PIXELS, read_image, write_image
 
-    paths = expand_inputs(inputs)
-    targets = output_paths(paths, Path(out), suffix)
+    pairs = expand_inputs(inputs)
+    paths = [path for path, _ in pairs]
+    targets = output_paths(pairs, out, suffix)
+    check_writable(targets)
     input_set = {p.resolve() for p in paths}
     summary: dict[str, list] = {"done": [], "skipped": [], "failed": []}
     bar = None
@@ -252,21 +366,27 @@ def upscale_files(inputs: list[str], out: str | Path, upscaler: Upscaler, suffix
             summary["skipped"].append((source, f"{target} exists (use --overwrite)"))
         else:
             try:
-                image = read_image(source)
+                image = read_image(source, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
                 tiles = upscaler.tiles_for(*image.pixels.shape[:2]) * (2 if image.alpha is not None else 1)
                 tile_bar = None
                 if bar is not None and tiles > 1:
                     from tqdm import tqdm
 
                     tile_bar = tqdm(total=tiles, unit="tile", leave=False, desc=source.name, dynamic_ncols=True)
-                result = upscaler.upscale_loaded(image, tile_bar.update if tile_bar else None)
-                if tile_bar is not None:
-                    tile_bar.close()
                 target.parent.mkdir(parents=True, exist_ok=True)
-                write_image(target, result)
+                try:
+                    if target.suffix.lower() == ".png":  # the default output: streamed, memory bounded by the tile
+                        upscaler.upscale_to_png(image, target, tile_bar.update if tile_bar else None)
+                    else:
+                        write_image(target, upscaler.upscale_loaded(image, tile_bar.update if tile_bar else None))
+                finally:
+                    if tile_bar is not None:
+                        tile_bar.close()
                 summary["done"].append((source, target))
-            except UnreadableImage as error:
-                summary["failed"].append((source, str(error)))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as error:  # one bad file must not cost the rest of the batch its outputs
+                summary["failed"].append((source, str(error) or type(error).__name__))
         if bar is not None:
             bar.update(1)
     if bar is not None:

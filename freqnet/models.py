@@ -25,12 +25,20 @@ def build_model(preset: str = "base", scale: int = 4, **overrides: Any) -> Hybri
 
 def fuse(model: HybridMoEFreqNet) -> HybridMoEFreqNet:
     """Deploy form: a copy in eval mode with every re-parameterisable branch merged into one conv."""
-    fused = copy.deepcopy(model).eval()
+    fused = detached_copy(model).eval()
     for module in list(fused.modules()):
         if hasattr(module, "fuse_") and getattr(module, "fused", None) is None:
             module.fuse_()
     fused.is_fused = True
     return fused.to(memory_format=torch.channels_last)
+
+
+def detached_copy(model: nn.Module) -> nn.Module:
+    """`copy.deepcopy` that also works right after a training forward: tensors that forward left on modules with
+    their graph (the MoE's aux loss) cannot be deep-copied, so the copy gets them detached."""
+    memo = {id(value): value.detach().clone() for module in model.modules() for value in vars(module).values()
+            if isinstance(value, torch.Tensor) and value.grad_fn is not None}
+    return copy.deepcopy(model, memo)
 
 
 def is_fused(model: nn.Module) -> bool:

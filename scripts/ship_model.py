@@ -83,6 +83,21 @@ def benchmark_block(name: str, benchmarks: Path, anchors: Path) -> str:
     return "\n".join([*lines, f"<!-- /bench:{name} -->"])
 
 
+def learning_curve(run: Path) -> list[str]:
+    """The run's own validation lines (EMA weights, every `data.val.every` iterations) as a two-row table: it says
+    whether more iterations would still pay."""
+    log = run / "train.log"
+    points = re.findall(r"validation at (\d+): all ([\d.]+) dB", log.read_text()) if log.is_file() else []
+    if not points:
+        return []
+    val = yaml.safe_load((run / "config.yaml").read_text())["data"]["val"]
+    where = Path(val.get("lr") or val.get("hr") or "?").parts
+    label = next((part for part in where if part in ("Set5", "Set14", "BSD100", "Urban100")), "validation set")
+    return ["", f"Learning curve ({label} PSNR-Y of the EMA weights during training):", "",
+            "| iteration | " + " | ".join(i for i, _ in points) + " |", "|---|" + "---|" * len(points),
+            "| PSNR | " + " | ".join(f"{float(p):.2f}" for _, p in points) + " |"]
+
+
 def ship_run(args) -> str:
     """Fuse the run's newest EMA weights into the package and return its card (without the benchmark block)."""
     config = yaml.safe_load((args.run / "config.yaml").read_text())
@@ -114,6 +129,7 @@ def ship_run(args) -> str:
         f"PSNR/SSIM on Y, crop {scale}, evaluation {time.perf_counter() - start:.0f} s (tiled):",
         "",
         *(summary(rows, scores, baseline) if len(args.recipe) == 1 else summary_per_degradation(rows, baseline)),
+        *learning_curve(args.run),
         "",
         "<details><summary>per image</summary>", "", markdown(rows), "", "</details>",
         f"<!-- /card:{args.name} -->",

@@ -162,7 +162,9 @@ class PairedFolderDataset(SeededDataset):
         mismatches = []
         for key in sorted(hr_files):
             hr_size, lr_size = image_size(hr_files[key]), image_size(lr_files[key])
-            if hr_size is None or lr_size is None:
+            if hr_size is None or lr_size is None:  # a score or a training set silently missing a pair is wrong
+                unreadable = [str(p) for p, size in ((lr_files[key], lr_size), (hr_files[key], hr_size)) if size is None]
+                mismatches.append(f"pair {key!r}: cannot read {' and '.join(unreadable)}")
                 continue
             expected = (lr_size[0] * scale, lr_size[1] * scale)
             # HR may be up to scale-1 pixels larger (not mod-cropped); it is cropped when read
@@ -172,7 +174,7 @@ class PairedFolderDataset(SeededDataset):
             else:
                 self.pairs.append((lr_files[key], hr_files[key]))
         if mismatches:
-            raise ValueError("LR/HR size mismatch:\n  " + "\n  ".join(mismatches))
+            raise ValueError(f"LR/HR pairs unusable (LR {lr_root}, HR {hr_root}): " + "; ".join(mismatches))
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -6,7 +6,13 @@ Pillow truncates to 8 bits) go through pypng.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import struct
 import warnings
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +20,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+# Inputs larger than this are refused before decoding (`--max-pixels`): 40 MP is an 8000x5000 photo, whose float
+# pixels alone take 0.5 GB; a tiny file can claim a huge size (a 300 KB PNG can decode to many GB).
+DEFAULT_MAX_PIXELS = 40_000_000
 
 
 class UnreadableImage(ValueError):
@@ -55,22 +64,37 @@ def read_png16(path: Path) -> LoadedImage:
     return LoadedImage(colour, alpha, 16)
 
 
-def read_image(path: str | Path) -> LoadedImage:
-    """Decode any supported image; raises UnreadableImage (naming the file) for anything else."""
+def check_size(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    if max_pixels and width * height > max_pixels:
+        raise UnreadableImage(f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
+                              f"{max_pixels / 1e6:.0f} (--max-pixels; 0 lifts it)")
+
+
+def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode any supported image; raises UnreadableImage (naming the file) for anything else, and for images over
+    `max_pixels`, which are checked from the header before anything is decoded."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise UnreadableImage(f"{path}: empty file")
         header = png_header(path)
         if header is not None and header[0] == 16 and header[1] in (2, 4, 6):
+            with open(path, "rb") as f:
+                head = f.read(24)
+            check_size(path, int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"), max_pixels)
             return read_png16(path)
-        with Image.open(path) as image:
-            image.load()
-            icc = image.info.get("icc_profile")
-            image = ImageOps.exif_transpose(image)
-            return from_pil(image, icc)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies instead
+            with Image.open(path) as image:
+                check_size(path, *image.size, max_pixels)
+                image.load()
+                icc = image.info.get("icc_profile")
+                image = ImageOps.exif_transpose(image)
+                return from_pil(image, icc)
     except UnreadableImage:
         raise
+    except Image.DecompressionBombError as error:
+        raise UnreadableImage(f"{path}: refused as a decompression bomb ({error})") from error
     except Exception as error:  # Pillow and pypng raise many types for bad data
         raise UnreadableImage(f"{path}: cannot decode image ({type(error).__name__}: {error})") from error
 
@@ -83,6 +107,8 @@ def from_pil(image: Image.Image, icc: bytes | None = None) -> LoadedImage:
         return LoadedImage((data / scale)[..., None].clip(0, 1), None, 16 if scale > 255 else 8, icc)
     if mode == "F":
         return LoadedImage(np.asarray(image, dtype=np.float32)[..., None].clip(0, 1), None, 32, icc)
+    if mode == "CMYK":
+        return from_pil(cmyk_to_rgb(image, icc))
     alpha = None
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA" if mode != "LA" else "LA")
@@ -96,6 +122,22 @@ def from_pil(image: Image.Image, icc: bytes | None = None) -> LoadedImage:
     return LoadedImage(pixels, alpha, 8, icc)
 
 
+def cmyk_to_rgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """CMYK through its embedded profile into sRGB where LittleCMS can; else Pillow's plain conversion. Either way
+    the CMYK profile is not carried to the RGB output, where it would make viewers show wrong colours."""
+    if icc:
+        try:
+            import io
+
+            from PIL import ImageCms
+
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except Exception:  # not a usable CMYK profile: fall back to the plain conversion
+            pass
+    return image.convert("RGB")
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Pixels as float32 RGB (H, W, 3): grey is replicated, alpha dropped. For datasets."""
     pixels = read_image(path).pixels
@@ -107,24 +149,78 @@ def quantise(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.round(np.clip(pixels, 0.0, 1.0) * top).astype(np.uint16 if bit_depth == 16 else np.uint8)
 
 
-def write_png16(path: Path, pixels: np.ndarray) -> None:
-    import png
-
-    h, w, c = pixels.shape
-    writer = png.Writer(w, h, greyscale=c in (1, 2), alpha=c in (2, 4), bitdepth=16)
-    with open(path, "wb") as f:
-        writer.write(f, pixels.reshape(h, w * c).tolist())
-
 
 def write_image(path: str | Path, image: LoadedImage) -> None:
-    """Write with the format from the extension; 16-bit survives in PNG and TIFF (grey), alpha where allowed."""
+    """Write with the format from the extension; 16-bit survives in PNG and TIFF (grey), alpha where allowed.
+    Atomic: written under a temporary name in the same folder, then renamed, so no reader (and no rerun that
+    skips existing outputs) ever sees a half-written file."""
     path = Path(path)
-    suffix = path.suffix.lower()
+    with atomic_output(path) as partial:
+        encode_image(partial, image, path.suffix.lower())
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path` (same extension, so encoders pick the format) renamed onto `path` when the
+    block succeeds, and removed when it does not."""
+    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+class PngStream:
+    """A PNG written band by band (IDAT streamed through one zlib stream, every row with the 'Up' filter), so an
+    output far larger than memory never has to exist whole. 8/16-bit grey, grey+alpha, RGB or RGBA; ICC kept."""
+
+    COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
+
+    def __init__(self, file: BinaryIO, width: int, height: int, channels: int, bit_depth: int = 8,
+                 icc_profile: bytes | None = None) -> None:
+        self.file, self.width, self.height, self.channels, self.bit_depth = file, width, height, channels, bit_depth
+        self.rows = 0
+        self.previous = np.zeros(width * channels * bit_depth // 8, np.uint8)
+        self.compressor = zlib.compressobj(6)
+        file.write(b"\x89PNG\r\n\x1a\n")
+        self.chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, self.COLOUR_TYPES[channels], 0, 0, 0))
+        if icc_profile:
+            self.chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile))
+
+    def chunk(self, kind: bytes, data: bytes) -> None:
+        self.file.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)))
+
+    def write(self, band: np.ndarray) -> None:
+        """The next rows: uint8 or uint16 (rows, width, channels), matching the header."""
+        if band.shape[1:] != (self.width, self.channels):
+            raise ValueError(f"PNG band of shape {band.shape}, expected (rows, {self.width}, {self.channels})")
+        raw = np.ascontiguousarray(band.astype(">u2" if self.bit_depth == 16 else np.uint8)).view(np.uint8)
+        raw = raw.reshape(band.shape[0], -1)
+        above = np.concatenate([self.previous[None], raw[:-1]])
+        filtered = np.concatenate([np.full((raw.shape[0], 1), 2, np.uint8), raw - above], axis=1)  # 2 = Up
+        self.previous = raw[-1].copy()
+        self.rows += raw.shape[0]
+        compressed = self.compressor.compress(filtered.tobytes())
+        if compressed:
+            self.chunk(b"IDAT", compressed)
+
+    def close(self) -> None:
+        if self.rows != self.height:
+            raise ValueError(f"PNG stream got {self.rows} rows, its header says {self.height}")
+        self.chunk(b"IDAT", self.compressor.flush())
+        self.chunk(b"IEND", b"")
+
+
+def encode_image(path: Path, image: LoadedImage, suffix: str) -> None:
     channels = [image.pixels] + ([image.alpha[..., None]] if image.alpha is not None else [])
     keeps_alpha = suffix in (".png", ".webp", ".tif", ".tiff")
     data = np.concatenate(channels if keeps_alpha else channels[:1], axis=2)
-    if image.bit_depth == 16 and suffix == ".png":
-        write_png16(path, quantise(data, 16))
+    if image.bit_depth == 16 and suffix == ".png":  # Pillow cannot write 16-bit colour
+        with open(path, "wb") as f:
+            png = PngStream(f, data.shape[1], data.shape[0], data.shape[2], 16, image.icc_profile)
+            png.write(quantise(data, 16))
+            png.close()
         return
     array = quantise(data, 8)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[array.shape[2]]
@@ -132,7 +228,7 @@ def write_image(path: str | Path, image: LoadedImage) -> None:
     options = {"icc_profile": image.icc_profile} if image.icc_profile and suffix in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff") else {}
     if suffix in (".jpg", ".jpeg"):
         options["quality"] = 95
-    pil.save(path, **options)
+    pil.save(path, format=Image.registered_extensions()[suffix], **options)
 
 
 BUILTIN_PREFIX = "builtin:"

@@ -258,7 +258,10 @@ def load_config(path: str | Path | None = None, overrides: list[tuple[str, Any]]
                 base: dict[str, Any] | None = None) -> TrainConfig:
     data = dict(base or {})
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a YAML mapping at the top level")
         data.update(loaded)

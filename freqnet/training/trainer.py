@@ -28,6 +28,7 @@ from ..data.datasets import HRFolderDataset, PairedFolderDataset, build_validati
 from ..losses import (CharbonnierLoss, FFTLoss, L1Loss, MSSSIMLoss, PerceptualLoss, SSIMLoss, discriminator_loss,
                       generator_loss)
 from ..models import load_model
+from ..run_files import manifests
 from .checkpoint import CheckpointManager
 from .config import TrainConfig
 from .ema import EMA
@@ -143,6 +144,10 @@ class Trainer:
         if c.data.train.batch_size % self.dist.world:
             raise ValueError(f"data.train.batch_size {c.data.train.batch_size} must divide by the {self.dist.world} ranks")
         self.run_dir = Path(run_dir)
+        previous = manifests(self.run_dir / "checkpoints")
+        if previous and not resume:  # a fresh run here would have its checkpoints pruned in favour of the old ones
+            raise ValueError(f"{self.run_dir} already holds a run (checkpoint {previous[0].stem}): continue it with "
+                             "--resume auto, or train into another --out folder")
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
