@@ -69,7 +69,8 @@ def bytes_per_pixel(model: torch.nn.Module) -> int:
 
 def auto_tile(model: torch.nn.Module, device: torch.device) -> int:
     """The largest aligned tile whose forward fits a memory budget: half the free GPU memory, or on CPU a
-    quarter of the available RAM capped at 1 GiB (keeps laptops responsive)."""
+    quarter of the available RAM capped at 512 MiB (keeps laptops responsive: a 12 MP photo at x4 stays under
+    2 GB, docs/tiling_memory.md)."""
     if device.type == "cuda":
         budget = torch.cuda.mem_get_info(device)[0] // 2
     else:
@@ -77,7 +78,7 @@ def auto_tile(model: torch.nn.Module, device: torch.device) -> int:
             available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
             available = 4 << 30
-        budget = min(available // 4, 1 << 30)
+        budget = min(available // 4, 512 << 20)
     align = tile_alignment(model)
     side = int(math.sqrt(budget / bytes_per_pixel(model)))
     return max(2 * align, min(2048, side // align * align))
@@ -127,33 +128,44 @@ def tiled_bands(model: torch.nn.Module, x: torch.Tensor, tile: int, overlap: int
         yield forward(x).float()
         return
     s = model.config.scale
-    carry = carry_weight = None  # the previous band's rows that the current one overlaps
-    for index, top in enumerate(rows):
+
+    def ramps(starts: list[int], length: int) -> list[torch.Tensor]:
+        return [feather((min(a + tile, length) - a) * s, overlap * s if a > 0 else 0,
+                        overlap * s if a + tile < length else 0).to(x.device) for a in starts]
+
+    # Every tile row uses the same columns, so the blend weight of an output pixel is separable: (sum of the row
+    # ramps covering its row) x (sum of the column ramps covering its column); two vectors, not an image.
+    row_ramps, col_ramps = ramps(rows, h), ramps(cols, w)
+    row_weight = torch.zeros(h * s, device=x.device)
+    col_weight = torch.zeros(w * s, device=x.device)
+    for top, ramp in zip(rows, row_ramps):
+        row_weight[top * s: top * s + len(ramp)] += ramp
+    for left, ramp in zip(cols, col_ramps):
+        col_weight[left * s: left * s + len(ramp)] += ramp
+    carry = None  # the previous band's rows that the current one overlaps
+    for index, (top, wy) in enumerate(zip(rows, row_ramps)):
         bottom = min(top + tile, h)
         band = torch.zeros(n, c, (bottom - top) * s, w * s, dtype=torch.float32, device=x.device)
-        weight = torch.zeros(1, 1, (bottom - top) * s, w * s, dtype=torch.float32, device=x.device)
-        wy = feather((bottom - top) * s, overlap * s if top > 0 else 0, overlap * s if bottom < h else 0)
-        for left in cols:
+        for left, wx in zip(cols, col_ramps):
             right = min(left + tile, w)
             piece = forward(x[:, :, top:bottom, left:right]).float()
-            wx = feather((right - left) * s, overlap * s if left > 0 else 0, overlap * s if right < w else 0)
-            mask = (wy[:, None] * wx[None, :]).to(x.device)
-            band[:, :, :, left * s:right * s] += piece * mask
-            weight[:, :, :, left * s:right * s] += mask
+            band[:, :, :, left * s:right * s] += piece.mul_(wy[:, None]).mul_(wx[None, :])
             if progress:
                 progress(1)
         if carry is not None:
             band[:, :, :carry.shape[2]] += carry
-            weight[:, :, :carry.shape[2]] += carry_weight
         final = (rows[index + 1] - top) * s if index + 1 < len(rows) else band.shape[2]
-        yield band[:, :, :final] / weight[:, :, :final]
-        carry, carry_weight = band[:, :, final:], weight[:, :, final:]
+        carry = band[:, :, final:].clone()  # a copy, so the rest of the band is freed once used
+        yield band[:, :, :final].div_(row_weight[top * s:top * s + final, None]).div_(col_weight)
 
 
 def tiled_forward(model: torch.nn.Module, x: torch.Tensor, tile: int, overlap: int,
                   progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """`tiled_bands` put together: the whole output at once."""
     return torch.cat(list(tiled_bands(model, x, tile, overlap, progress)), dim=2)
+
+
+PNG_ROWS = 128  # rows quantised and compressed at a time when streaming a PNG
 
 
 class NonFiniteOutput(ValueError):
@@ -194,7 +206,7 @@ class Upscaler:
         """The upscaled float32 (H, W, C) pixels in horizontal bands, top to bottom (one band when untiled)."""
         channels = self.model.config.in_channels
         grey = pixels.shape[2] == 1
-        x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].float()
+        x = torch.from_numpy(np.asarray(pixels, np.float32)).permute(2, 0, 1)[None]  # a view: tiles are copied one by one
         if grey and channels == 3:
             x = x.expand(1, 3, *x.shape[-2:])
         elif not grey and channels == 1:
@@ -203,10 +215,10 @@ class Upscaler:
         outputs = (tiled_bands(self.model, x, self.tile, self.overlap, progress, self.infer) if self.tile
                    else iter([self.infer(x).float()]))
         for y in outputs:
-            if not torch.isfinite(y).all():
+            if not torch.isfinite(y.sum()):  # NaN and Inf reach the sum; no band-sized temporary
                 raise NonFiniteOutput(f"model {self.name} produced NaN or infinite values (diverged or corrupt "
                                       "weights?); nothing was written")
-            y = y.clamp(0, 1)[0].cpu()
+            y = y.clamp_(0, 1)[0].cpu()
             if grey and channels == 3:
                 y = y.mean(dim=0, keepdim=True)
             yield y.permute(1, 2, 0).numpy()
@@ -237,7 +249,8 @@ class Upscaler:
             for band in colour:
                 if alpha is not None:
                     band = np.concatenate([band, next(alpha)], axis=2)
-                png.write(quantise(band, bits))
+                for start in range(0, band.shape[0], PNG_ROWS):  # small temporaries, whatever the band's size
+                    png.write(quantise(band[start:start + PNG_ROWS], bits))
             png.close()
 
 

@@ -21,15 +21,16 @@ from .image_io import LoadedImage, UnreadableImage, list_images, read_rgb, write
 from .recipes import Degrader, modcrop
 
 
-def image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the header, or None (with a warning naming the file) if it is not an image."""
+def image_size(path: Path, warn: bool = True) -> tuple[int, int] | None:
+    """(width, height) from the header, or None (with a warning naming the file, if `warn`) if it is not an image."""
     try:
         if path.stat().st_size == 0:
             raise UnreadableImage("empty file")
         with Image.open(path) as image:
             return image.size
     except Exception as error:
-        warnings.warn(f"skipping {path}: not a readable image ({error})", stacklevel=3)
+        if warn:
+            warnings.warn(f"skipping {path}: not a readable image ({error})", stacklevel=3)
         return None
 
 
@@ -161,7 +162,7 @@ class PairedFolderDataset(SeededDataset):
         self.pairs: list[tuple[Path, Path]] = []
         mismatches = []
         for key in sorted(hr_files):
-            hr_size, lr_size = image_size(hr_files[key]), image_size(lr_files[key])
+            hr_size, lr_size = image_size(hr_files[key], warn=False), image_size(lr_files[key], warn=False)
             if hr_size is None or lr_size is None:  # a score or a training set silently missing a pair is wrong
                 unreadable = [str(p) for p, size in ((lr_files[key], lr_size), (hr_files[key], hr_size)) if size is None]
                 mismatches.append(f"pair {key!r}: cannot read {' and '.join(unreadable)}")
