@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from . import metrics
 from .data import Degrader, PairedFolderDataset, list_images, modcrop, read_rgb
@@ -138,11 +139,8 @@ def evaluate(models, datasets: list[Dataset], scale: int, crop_border: int | Non
     crop = scale if crop_border is None else crop_border
     rows = []
     for dataset in datasets:
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(list_images(dataset.hr)), desc=dataset.name, unit="image", leave=False)
+        bar = tqdm(total=len(list_images(dataset.hr)), desc=dataset.name, unit="image", leave=False,
+                   disable=not progress)
         for sample in samples(dataset, scale, seed):
             row = Row(dataset.name, sample.name, sample.label)
             for label, model in named.items():
@@ -153,10 +151,8 @@ def evaluate(models, datasets: list[Dataset], scale: int, crop_border: int | Non
                 for name in baselines:
                     row.scores[name] = score(BASELINES[name](sample.lr, scale), sample.hr, crop, y_channel, lpips)
             rows.append(row)
-            if bar is not None:
-                bar.update()
-        if bar is not None:
-            bar.close()
+            bar.update()
+        bar.close()
     return rows
 
 
@@ -187,10 +183,9 @@ def method_table(rows: list[Row], datasets: list[Dataset], extra: dict[str, dict
         cells = [f"{grouped[(d.name,)][method]['psnr']:.2f} / {grouped[(d.name,)][method]['ssim']:.4f}" for d in datasets]
         cells += [column.get(method, "") for column in extra.values()]
         lines.append(f"| {labels.get(method, method)} | " + " | ".join(cells) + " |")
-    notes = {d.note for d in datasets if d.note}
-    if notes:
-        lines += ["", "PSNR / SSIM on Y, crop = scale. LR: " + "; ".join(
-            f"{d.name} {d.note}" for d in datasets if d.note) + "."]
+    noted = [d for d in datasets if d.note]
+    if noted:
+        lines += ["", "PSNR / SSIM on Y, crop = scale. LR: " + "; ".join(f"{d.name} {d.note}" for d in noted) + "."]
     return lines
 
 

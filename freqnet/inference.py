@@ -356,7 +356,7 @@ def upscale_files(inputs: list[str], out: str | Path, upscaler: Upscaler, suffix
     `overwrite`; a file that cannot be read or processed is reported and the batch goes on. Outputs are written
     to a temporary name and renamed, so an interrupted run never leaves a truncated file that a rerun would skip.
     Returns done/skipped/failed lists."""
-    from .data.image_io import DEFAULT_MAX_PIXELS, read_image, write_image
+    from .data.image_io import read_image, write_image
 
     pairs = expand_inputs(inputs)
     paths = [path for path, _ in pairs]
@@ -379,7 +379,7 @@ def upscale_files(inputs: list[str], out: str | Path, upscaler: Upscaler, suffix
             summary["skipped"].append((source, f"{target} exists (use --overwrite)"))
         else:
             try:
-                image = read_image(source, DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+                image = read_image(source) if max_pixels is None else read_image(source, max_pixels)
                 tiles = upscaler.tiles_for(*image.pixels.shape[:2]) * (2 if image.alpha is not None else 1)
                 tile_bar = None
                 if bar is not None and tiles > 1:
