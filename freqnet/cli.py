@@ -99,6 +99,8 @@ def add_upscale(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    parser.add_argument("--detail", type=float, default=1.0,
+                        help="HF gain, 0 to 2: 1 = as trained, lower = smoother, higher = crisper (default 1)")
     parser.add_argument("--suffix", default="", help="appended to each output's file stem")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
     parser.add_argument("--max-pixels", type=float, default=None,
@@ -118,7 +120,8 @@ def parse_tile(text: str) -> int | str | None:
 def run_upscale(args: argparse.Namespace) -> int:
     from .inference import Upscaler, upscale_files
 
-    upscaler = Upscaler(args.model, parse_tile(args.tile), args.tile_overlap, args.precision, args.device, args.compile)
+    upscaler = Upscaler(args.model, parse_tile(args.tile), args.tile_overlap, args.precision, args.device, args.compile,
+                        args.detail)
     max_pixels = None if args.max_pixels is None else int(args.max_pixels)
     summary = upscale_files(args.inputs, args.out, upscaler, args.suffix, args.overwrite, sys.stderr.isatty(),
                             max_pixels)
@@ -218,6 +221,8 @@ def add_export(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width (ONNX)")
     parser.add_argument("--fp16", action="store_true", help="half-precision weights and input")
     parser.add_argument("--size", type=int, default=64, help="side of the example input used for tracing")
+    parser.add_argument("--detail", type=float, default=1.0,
+                        help="HF gain, 0 to 2: 1 = as trained, lower = smoother, higher = crisper (baked into the graph)")
     parser.set_defaults(handler=run_export)
 
 
@@ -226,6 +231,7 @@ def run_export(args: argparse.Namespace) -> int:
     from .inference import resolve_model
 
     model = resolve_model(args.model)
+    model.set_detail(args.detail)
     if args.format == "onnx":
         difference = export_onnx(model, args.out, args.opset, args.dynamic, args.fp16, args.size)
         checker = "onnxruntime"

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from .data.image_io import LoadedImage
-from .models import fuse, is_fused, load_model
+from .models import detached_copy, fuse, is_fused, load_model
 
 def resolve_model(model) -> torch.nn.Module:
     """A model object, a shipped model's name, or a .safetensors path -> a fused model in eval mode."""
@@ -173,13 +173,16 @@ class NonFiniteOutput(ValueError):
 
 
 class Upscaler:
-    """A loaded model plus how to run it; `__call__` maps float32 (H, W, C) pixels to the upscaled pixels."""
+    """A loaded model plus how to run it; `run` maps float32 (H, W, C) pixels to the upscaled pixels."""
 
     def __init__(self, model="default", tile: int | str | None = "auto", tile_overlap: int = 32,
-                 precision: str = "fp32", device: str = "auto", compile: bool = False) -> None:
+                 precision: str = "fp32", device: str = "auto", compile: bool = False, detail: float = 1.0) -> None:
         self.device = pick_device(device)
         self.name = getattr(model, "name", None) or (type(model).__name__ if isinstance(model, torch.nn.Module) else str(model))
         self.model = resolve_model(model).to(self.device)
+        if detail != 1.0:  # on a copy: the caller's module keeps its own gain
+            self.model = detached_copy(self.model)
+            self.model.set_detail(detail)
         check_tile(self.model, tile)
         self.scale = self.model.config.scale
         self.tile = auto_tile(self.model, self.device) if tile == "auto" else tile
@@ -255,13 +258,15 @@ class Upscaler:
 
 
 def upscale(image, model="default", tile: int | str | None = "auto", tile_overlap: int = 32,
-            precision: str = "fp32", device: str = "auto"):
+            precision: str = "fp32", device: str = "auto", detail: float = 1.0):
     """Upscale a PIL image or a numpy array (uint8, uint16 or float in [0, 1]; HxW, HxWx1, HxWx3 or HxWx4).
 
     Returns the same kind of object: a PIL image for a PIL image, an array of the input's dtype otherwise.
-    `model` is a shipped name (`default`, `x2`, `x4`, ...), a .safetensors path, or a model object.
+    `model` is a shipped name (`default`, `x2`, `x4`, ...), a .safetensors path, or a model object; `detail` is the
+    HF gain (`HybridMoEFreqNet.set_detail`).
     """
-    upscaler = model if isinstance(model, Upscaler) else Upscaler(model, tile, tile_overlap, precision, device)
+    upscaler = (model if isinstance(model, Upscaler)
+                else Upscaler(model, tile, tile_overlap, precision, device, detail=detail))
     if isinstance(image, Image.Image):
         from .data.image_io import from_pil, quantise
 

@@ -97,6 +97,20 @@ def locate(name_or_path: str | Path) -> Path:
                      f"name ({', '.join(names)})")
 
 
+def transfer_weights(model: HybridMoEFreqNet, source: str | Path) -> list[str]:
+    """Copy into `model` every tensor of `source` (as `load_model` finds it) whose name and shape match; returns the
+    names left at their initialisation. Fine-tuning ×3 from ×4, or a real-world model from a classical one, starts
+    a long way up the learning curve this way."""
+    trained = load_model(source)
+    if is_fused(trained):
+        raise CheckpointError(f"{locate(source)}: fused (deploy-form) weights cannot seed training; use the run's "
+                              "checkpoints, which are saved in training form")
+    own = model.state_dict()
+    matching = {k: v for k, v in trained.state_dict().items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matching, strict=False)
+    return sorted(set(own) - set(matching))
+
+
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> HybridMoEFreqNet:
     """Rebuild the model a file's metadata describes (a shipped name, a path, or a run folder: its newest intact EMA
     weights) and load its weights, checking every key and shape."""

@@ -71,7 +71,17 @@ class HybridMoEFreqNet(nn.Module):
 
         self.refine = TextureRefinementHead(dims[0])
         self.reconstruct = build_reconstruction_head(c.upsampler, dims[0], c.in_channels, c.scale)
+        self.detail = 1.0  # the HF gain (see set_detail); a plain float, so fusion, copies and export keep it
         self.to(memory_format=torch.channels_last)
+
+    def set_detail(self, gain: float) -> None:
+        """The draft's over-sharpening control: scale the HF stream right after the frequency split (1 = as
+        trained, bit for bit; 0 = the LF path alone, the smoothest output; above 1 = crisper edges and texture)."""
+        if not 0.0 <= gain <= 2.0:
+            raise ValueError(f"detail {gain}: allowed 0 to 2 (1 = as trained)")
+        if gain != 1.0 and self.splitter is None:
+            raise ValueError("this model has no HF path (an LF-only ablation): detail has nothing to scale")
+        self.detail = float(gain)
 
     def build_ffn(self, channels: int) -> nn.Module:
         c = self.config
@@ -106,7 +116,8 @@ class HybridMoEFreqNet(nn.Module):
     def split(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.splitter is None:  # LF-only ablation: the single path sees everything
             return features, None
-        return self.splitter(features)
+        lf, hf = self.splitter(features)
+        return lf, hf if self.detail == 1.0 else hf * self.detail
 
     def encode(self, level: int, lf: torch.Tensor, hf: torch.Tensor | None):
         lf = self.lf_encoder[level](lf)

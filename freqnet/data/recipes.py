@@ -52,6 +52,26 @@ NAMED_RECIPES: dict[str, dict[str, Any]] = {
     "mixed": {"mixture": {"bicubic": 0.4, "realesrgan": 0.2, "denoise": 0.2, "deblur": 0.2}},
     "restore": {"mixture": {"denoise": 0.5, "deblur": 0.5}},
 }
+# What photos people upscale carry, one kind at a time (fixed for evaluation; seeded, so a seed gives the same LR):
+# a web/phone JPEG, sensor noise (read noise or shot noise, half each), a mildly soft lens, and Real-ESRGAN's draw.
+REAL_NOISE = {"type": "noise", "gaussian_prob": 0.5, "sigma": [5.0, 15.0], "poisson_scale": [0.5, 1.5], "grey_prob": 0.0}
+NAMED_RECIPES.update({
+    "real_jpeg": {"steps": [TO_SCALE, {"type": "jpeg", "quality": [30, 70]}]},
+    "real_noise": {"steps": [TO_SCALE, REAL_NOISE]},
+    "real_blur": {"steps": [{"type": "blur", "kernel_size": {"choice": [9, 11, 13]},
+                             "kernel_probs": {"iso": 0.5, "aniso": 0.5}, "sigma": [0.6, 1.6]}, TO_SCALE]},
+    "real_mixed": NAMED_RECIPES["realesrgan"],
+})
+# Training mixture of the real-photo models: mostly Real-ESRGAN's second-order draw, plus single degradations at
+# photo strength (wider than the evaluation ranges) and clean bicubic, so that clean input is not harmed.
+NAMED_RECIPES.update({
+    "photo_jpeg": {"steps": [{"type": "to_scale", "mode": "random"}, {"type": "jpeg", "quality": [25, 95]}]},
+    "photo_noise": {"steps": [TO_SCALE, {**REAL_NOISE, "sigma": [1.0, 25.0], "poisson_scale": [0.05, 2.5],
+                                         "grey_prob": 0.3},
+                              {"type": "jpeg", "prob": 0.5, "quality": [40, 95]}]},
+    "real": {"mixture": {"realesrgan": 0.4, "bicubic": 0.2, "photo_jpeg": 0.15, "photo_noise": 0.15,
+                         "real_blur": 0.1}},
+})
 # One level or kind each, for evaluation: the field scores a restorer per noise level and per blur type, and a
 # mixture recipe gives each image one random draw. The name says the level, so the label needs no tag.
 NAMED_RECIPES.update({f"denoise_sigma{sigma}": {"steps": [TO_SCALE, {**DENOISE, "sigma": sigma, "tag": False}]}

@@ -24,6 +24,9 @@ class ModelSection:
     scale: int = 4
     overrides: dict[str, Any] = field(default_factory=dict)  # any ModelConfig field
     drop_path_ramp: int = 0  # iterations over which drop-path grows from 0 to its configured rate
+    # Start from trained weights (a run folder, a training-form .safetensors): tensors whose name and shape match are
+    # copied, the rest keep their fresh initialisation (another scale's upsampler, a new preset's extra blocks).
+    init: str | None = None
 
 
 @dataclass

@@ -27,7 +27,7 @@ from ..archs.network import HybridMoEFreqNet
 from ..data.datasets import HRFolderDataset, PairedFolderDataset, build_validation_set
 from ..losses import (CharbonnierLoss, FFTLoss, L1Loss, MSSSIMLoss, PerceptualLoss, SSIMLoss, discriminator_loss,
                       generator_loss)
-from ..models import load_model
+from ..models import load_model, transfer_weights
 from ..run_files import manifests
 from .checkpoint import CheckpointManager
 from .config import TrainConfig
@@ -157,6 +157,8 @@ class Trainer:
         random.seed(c.seed)
 
         self.model = HybridMoEFreqNet(c.model_config()).to(self.device)
+        # Before resume, which overwrites it: `--resume auto` on a run without checkpoints yet starts from init.
+        self.fresh_tensors = transfer_weights(self.model, c.model.init) if c.model.init else None
         self.ema = EMA(self.model, c.ema.decay) if c.ema.decay > 0 else None
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, c.optim.weight_decay), lr=c.optim.lr,
                                            betas=c.optim.betas)
@@ -407,6 +409,9 @@ class Trainer:
         c = self.config
         if self.resumed_from:
             logger.info(f"resumed from iteration {self.iteration} ({self.resumed_from})")
+        elif self.fresh_tensors is not None:
+            logger.info(f"initialised from {c.model.init}; {len(self.fresh_tensors)} tensors kept fresh"
+                        f"{': ' + ', '.join(self.fresh_tensors[:6]) if self.fresh_tensors else ''}")
         logger.info(f"training {c.name}: {c.model.preset} x{c.model.scale}, {c.iterations} iterations, "
                     f"{self.dist.world} process(es) on {self.device}, precision {self.precision}")
         phase_before = None
