@@ -26,6 +26,8 @@ def parse_override(text: str) -> tuple[str, object]:
 
 def add_info(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("info", help="parameters, MACs per output pixel and a module summary")
+    parser.add_argument("model", nargs="?", default=None,
+                        help="a shipped name, .safetensors or run folder: its card fields and structure (else --preset)")
     parser.add_argument("--preset", default="base", choices=sorted(PRESETS))
     parser.add_argument("--scale", type=int, default=4, choices=SCALES)
     parser.add_argument("--size", type=int, default=128, help="input side used to count MACs")
@@ -35,11 +37,17 @@ def add_info(commands: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from .info import describe
-    from .models import build_model
+    from .info import card_fields, describe
+    from .models import build_model, load_model, locate, read_metadata
 
-    model = build_model(args.preset, args.scale, **dict(args.overrides))
-    print(f"preset: {args.preset}")
+    if args.model:
+        path = locate(args.model)
+        print(f"file: {path}")
+        print(card_fields(read_metadata(path)))
+        model = load_model(path)
+    else:
+        model = build_model(args.preset, args.scale, **dict(args.overrides))
+        print(f"preset: {args.preset}")
     print(describe(model, args.size))
     return 0
 

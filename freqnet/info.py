@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import fuse
+from .models import fuse, is_fused
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -40,6 +41,15 @@ def block_census(model: nn.Module) -> Counter[str]:
     return Counter(type(m).__name__ for m in model.modules() if type(m).__name__ in interesting)
 
 
+def card_fields(metadata: dict[str, str]) -> str:
+    """A model file's OpenModelDB-style card (name, licence, scale, data, description...), one field per line."""
+    record = json.loads(metadata.get("openmodeldb", "{}"))
+    if not record:
+        return f"name: {metadata.get('name', '(unnamed)')} (no card fields in this file)"
+    return "\n".join(f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+                     for key, value in record.items())
+
+
 def describe(model: nn.Module, size: int = 128) -> str:
     """Human-readable report: parameters (training and fused form), MACs per output pixel, module table."""
     config = model.config
@@ -48,7 +58,8 @@ def describe(model: nn.Module, size: int = 128) -> str:
     out_pixels = (size * config.scale) ** 2
     lines = [
         f"HybridMoE-FreqNet x{config.scale}",
-        f"parameters: {count_parameters(model):,} (training form), {count_parameters(fused):,} (fused)",
+        (f"parameters: {count_parameters(fused):,} (fused file)" if is_fused(model) else
+         f"parameters: {count_parameters(model):,} (training form), {count_parameters(fused):,} (fused)"),
         f"MACs: {macs / 1e9:.2f} G for a {size}x{size} input = {macs / out_pixels:,.0f} per output pixel (fused)",
         "",
         f"{'module':<18}{'type':<26}{'parameters':>12}",

@@ -45,8 +45,23 @@ def is_fused(model: nn.Module) -> bool:
     return bool(getattr(model, "is_fused", False))
 
 
+# The architecture description also travels as a small uint8 tensor (UTF-8 JSON) in the state dict: loaders that
+# read only tensors (spandrel, ComfyUI, chaiNNer) drop the file header, and need it to rebuild the network.
+DESCRIPTION_KEY = "freqnet_description"
+
+
+def description_tensor(model: HybridMoEFreqNet) -> torch.Tensor:
+    text = json.dumps({"architecture": ARCHITECTURE, "config": json.loads(model.config.to_json()),
+                       "fused": is_fused(model)})
+    return torch.tensor(list(text.encode()), dtype=torch.uint8)
+
+
+def read_description(tensor: torch.Tensor) -> dict[str, Any]:
+    return json.loads(bytes(tensor.to(torch.uint8).tolist()).decode())
+
+
 def save_model(model: HybridMoEFreqNet, path: str | Path, extra: dict[str, str] | None = None) -> None:
-    """Weights as safetensors; the metadata alone is enough to rebuild the architecture."""
+    """Weights as safetensors; the metadata alone (or the description tensor alone) rebuilds the architecture."""
     metadata = {
         "architecture": ARCHITECTURE,
         "freqnet_version": __version__,
@@ -55,6 +70,7 @@ def save_model(model: HybridMoEFreqNet, path: str | Path, extra: dict[str, str] 
         **(extra or {}),
     }
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state[DESCRIPTION_KEY] = description_tensor(model)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=metadata)
 
@@ -116,6 +132,11 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
     weights) and load its weights, checking every key and shape."""
     path = locate(name_or_path)
     metadata = read_metadata(path)
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        if "config" not in metadata and DESCRIPTION_KEY in f.keys():  # header dropped by a tensors-only tool
+            described = read_description(f.get_tensor(DESCRIPTION_KEY))
+            metadata = {"architecture": described["architecture"], "config": json.dumps(described["config"]),
+                        "fused": json.dumps(described["fused"])}
     architecture = metadata.get("architecture")
     if architecture != ARCHITECTURE:
         raise CheckpointError(f"{path}: architecture is {architecture!r}, expected {ARCHITECTURE!r}")
@@ -129,7 +150,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
 
     expected = model.state_dict()
     with safe_open(str(path), framework="pt", device="cpu") as f:
-        found = set(f.keys())
+        found = set(f.keys()) - {DESCRIPTION_KEY}
         missing, extra = sorted(set(expected) - found), sorted(found - set(expected))
         if missing or extra:
             raise CheckpointError(f"{path}: state does not match the config: missing keys {missing[:8]}"

@@ -12,6 +12,7 @@ given, for a model already shipped).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import time
 from pathlib import Path
@@ -98,15 +99,54 @@ def learning_curve(run: Path) -> list[str]:
             "| PSNR | " + " | ".join(f"{float(p):.2f}" for _, p in points) + " |"]
 
 
+DESCRIPTIONS = {  # by training recipe: what the model is for, in one sentence
+    "bicubic": "Classical super-resolution: inputs that were downscaled cleanly (bicubic), as in the field's benchmarks.",
+    "real": "Blind real-photo super-resolution: downscaled photos that also carry JPEG blocks, sensor noise or a soft "
+            "lens; the default for photos.",
+    "restore": "Restoration at the same size: Gaussian noise (sigma 15-50) and blur (Gaussian or motion).",
+}
+
+
+def openmodeldb_record(name: str, model, config: dict, iterations: int) -> dict:
+    """The OpenModelDB fields (the catalogue chaiNNer and ComfyUI users browse), from the run that made the model."""
+    train = config["data"]["train"]
+    c = model.config
+    return {
+        "name": f"freqnet {name}", "author": "freqnet developers", "license": "Apache-2.0",
+        "architecture": "HybridMoE-FreqNet", "scale": c.scale, "inputChannels": c.in_channels,
+        "outputChannels": c.in_channels,
+        "size": [f"{config['model']['preset']} preset", f"{c.dim}nf", f"{count_parameters(model) / 1e6:.2f}M params"],
+        "tags": ["general", "photo"] + (["restoration"] if train["recipe"] != "bicubic" else ["bicubic"]),
+        "description": DESCRIPTIONS.get(train["recipe"], f"Trained on the {train['recipe']} degradation recipe."),
+        "trainingIterations": iterations, "trainingBatchSize": train["batch_size"], "trainingHRSize": train["patch_size"],
+        "dataset": "freqnet offline photos (scripts/prepare_offline_photos.py; docs/data.md), not DIV2K",
+    }
+
+
+def save_shipped(model, name: str, config: dict, iteration: int) -> Path:
+    target = ROOT / "freqnet" / "weights" / f"{name}.safetensors"
+    record = openmodeldb_record(name, model, config, iteration)
+    freqnet.save_model(model, target, extra={"name": name, "trained_iterations": str(iteration),
+                                             "training_config": yaml.safe_dump(config),
+                                             "openmodeldb": json.dumps(record)})
+    return target
+
+
+def refresh_header(name: str) -> None:
+    """Rewrite a shipped file's header and description tensor in the current format; weights untouched."""
+    path = locate(name)
+    metadata = read_metadata(path)
+    model = freqnet.load_model(path)
+    save_shipped(model, name, yaml.safe_load(metadata["training_config"]), int(metadata["trained_iterations"]))
+
+
 def ship_run(args) -> str:
     """Fuse the run's newest EMA weights into the package and return its card (without the benchmark block)."""
     config = yaml.safe_load((args.run / "config.yaml").read_text())
     source = locate(args.run)  # the newest intact EMA weights
     iteration = int(read_metadata(source)["iteration"])
     model = freqnet.fuse(freqnet.load_model(source))
-    target = ROOT / "freqnet" / "weights" / f"{args.name}.safetensors"
-    freqnet.save_model(model, target, extra={"name": args.name, "trained_iterations": str(iteration),
-                                             "training_config": yaml.safe_dump(config)})
+    target = save_shipped(model, args.name, config, iteration)
     scale = model.config.scale
     start = time.perf_counter()
     rows = evaluate(Upscaler(model, tile="auto"), [Dataset("held-out", args.val, recipe=r) for r in args.recipe], scale)
@@ -146,9 +186,14 @@ def main() -> None:
     parser.add_argument("--benchmarks", type=Path, default=None, help="standard sets folder (../shared/benchmarks)")
     parser.add_argument("--anchors", type=Path, default=None, help="anchor ONNX folder (../shared/anchors)")
     parser.add_argument("--note", default="", help="an extra line for the card (e.g. how a run was continued)")
+    parser.add_argument("--refresh-header", action="store_true",
+                        help="only rewrite the shipped file's header (OpenModelDB fields, description tensor)")
     parser.add_argument("--machine", default="2-core AMD EPYC VM (the project's CI machine class), CPU only, fp32")
     args = parser.parse_args()
 
+    if args.refresh_header:
+        refresh_header(args.name)
+        return
     text = CARDS.read_text() if CARDS.is_file() else "# Shipped models\n\n"
     if args.run:
         text = replace_block(text, f"card:{args.name}", ship_run(args))

@@ -88,3 +88,16 @@ def test_non_safetensors_files_are_refused(tmp_path):
     truncated.write_bytes(b"\x10\x00\x00")
     with pytest.raises(CheckpointError, match="not a readable"):
         freqnet.load_model(truncated)
+
+
+def test_a_file_whose_header_was_dropped_loads_from_its_description_tensor(model, tmp_path):
+    """Tensors-only tools (ComfyUI, spandrel) drop the header when they re-save; the description tensor remains."""
+    path, stripped = tmp_path / "m.safetensors", tmp_path / "stripped.safetensors"
+    freqnet.save_model(freqnet.fuse(model), path)
+    with safe_open(str(path), framework="pt") as f:
+        save_file({k: f.get_tensor(k) for k in f.keys()}, str(stripped))
+    loaded = freqnet.load_model(stripped)
+    assert loaded.config == model.config and getattr(loaded, "is_fused", False)
+    x = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), freqnet.load_model(path)(x))

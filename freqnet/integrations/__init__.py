@@ -1,0 +1,1 @@
+"""Optional bridges to other tools; the core never imports this package (each module needs its tool installed)."""
