@@ -113,6 +113,10 @@ def add_upscale(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
     parser.add_argument("--max-pixels", type=float, default=None,
                         help="refuse inputs larger than this many pixels, checked before decoding (default 40e6; 0 = no limit)")
+    video = parser.add_argument_group("video inputs (.mp4 .mkv .mov .webm .avi; needs PyAV)")
+    video.add_argument("--codec", default=None, help="video encoder (default libx264; libvpx-vp9 for .webm)")
+    video.add_argument("--crf", type=int, default=None, help="encoder quality, lower = better (default 18 for x264)")
+    video.add_argument("--batch", type=int, default=4, help="frames per model call")
     parser.set_defaults(handler=run_upscale)
 
 
@@ -127,9 +131,15 @@ def parse_tile(text: str) -> int | str | None:
 
 def run_upscale(args: argparse.Namespace) -> int:
     from .inference import Upscaler, upscale_files
+    from .video import is_video
 
+    videos = [path for path in args.inputs if is_video(path)]
+    if videos and len(videos) != len(args.inputs):
+        raise ValueError("give videos and images in separate runs")
     upscaler = Upscaler(args.model, parse_tile(args.tile), args.tile_overlap, args.precision, args.device, args.compile,
                         args.detail)
+    if videos:
+        return run_upscale_videos(videos, args, upscaler)
     max_pixels = None if args.max_pixels is None else int(args.max_pixels)
     summary = upscale_files(args.inputs, args.out, upscaler, args.suffix, args.overwrite, sys.stderr.isatty(),
                             max_pixels)
@@ -140,6 +150,23 @@ def run_upscale(args: argparse.Namespace) -> int:
     verb = "upscaled" if upscaler.scale > 1 else "restored"
     print(f"{len(summary['done'])} {verb}, {len(summary['skipped'])} skipped, {len(summary['failed'])} failed")
     return 1 if summary["failed"] else 0
+
+
+def run_upscale_videos(videos: list[str], args: argparse.Namespace, upscaler) -> int:
+    """One output per clip: `-o clip_x4.mp4` for one clip, else `-o folder/` gets `<stem><suffix>.<ext>` each."""
+    from .video import is_video, upscale_video
+
+    single = len(videos) == 1 and is_video(args.out)
+    for source in videos:
+        source = Path(source)
+        target = Path(args.out) if single else Path(args.out) / f"{source.stem}{args.suffix or f'_x{upscaler.scale}'}{source.suffix}"
+        summary = upscale_video(source, target, upscaler, args.codec, args.crf, args.batch, args.overwrite,
+                                sys.stderr.isatty())
+        for dropped in summary.dropped_streams:
+            print(f"{source}: not copied: {dropped}", file=sys.stderr)
+        kept = f", kept {', '.join(summary.copied_streams)}" if summary.copied_streams else ""
+        print(f"{target}: {summary.frames} frames ({summary.seconds:.1f} s){kept}")
+    return 0
 
 
 def parse_dataset(text: str):
