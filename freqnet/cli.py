@@ -278,6 +278,37 @@ def run_export(args: argparse.Namespace) -> int:
     return 0 if difference < limit else 1
 
 
+def add_serve(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("serve", help="a local web page: drop images, compare before/after, download")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="interface to bind (default: this computer only); another host needs --allow-remote")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="let --host expose the page to other machines (anyone who reaches it can use your CPU/GPU)")
+    parser.add_argument("--max-upload-mb", type=float, default=50)
+    parser.add_argument("--max-pixels", type=float, default=40e6, help="largest input, checked from its header")
+    parser.add_argument("--queue", type=int, default=8, help="images allowed to wait; more are refused (HTTP 429)")
+    parser.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    local = args.host in ("127.0.0.1", "localhost", "::1")
+    if not local and not args.allow_remote:
+        raise ValueError(f"--host {args.host} would expose the page beyond this computer; add --allow-remote to mean it")
+    try:
+        from .web.server import serve
+    except ImportError as error:
+        raise ValueError(f'the web app needs its extra: pip install "freqnet[web]" ({error.name} missing)') from None
+    if not local:
+        print(f"warning: serving on {args.host}:{args.port}: anyone who can reach it can upload images and use this "
+              "machine's compute", file=sys.stderr)
+    print(f"freqnet: open http://{'127.0.0.1' if local else args.host}:{args.port}/  (Ctrl-C stops and deletes "
+          "uploads and results)", file=sys.stderr)
+    serve(args.host, args.port, max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_pixels) or None,
+          max_waiting=args.queue)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -290,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_upscale(commands)
     add_eval(commands)
     add_export(commands)
+    add_serve(commands)
     return parser
 
 

@@ -64,9 +64,13 @@ def read_png16(path: Path) -> LoadedImage:
     return LoadedImage(colour, alpha, 16)
 
 
+class ImageTooLarge(UnreadableImage):
+    """Over the pixel limit: refused from the header, before decoding (a web upload answers 413 for it)."""
+
+
 def check_size(path: Path, width: int, height: int, max_pixels: int | None) -> None:
     if max_pixels and width * height > max_pixels:
-        raise UnreadableImage(f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
+        raise ImageTooLarge(f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
                               f"{max_pixels / 1e6:.0f} (--max-pixels; 0 lifts it)")
 
 

@@ -1,0 +1,1 @@
+"""The local web app (`freqnet serve`); needs the `web` extra (Flask, waitress)."""
