@@ -1,8 +1,9 @@
-"""Timing helpers shared by the benchmark scripts: interleaved repeats, medians, machine description."""
+"""Helpers shared by the benchmark scripts: interleaved repeats, medians, machine description, report writing."""
 
 from __future__ import annotations
 
 import platform
+import re
 import statistics
 import tempfile
 import time
@@ -83,3 +84,10 @@ def write_report(lines: list[str], out=None) -> str:
     if out:
         Path(out).write_text(report)
     return report
+
+
+def replace_block(text: str, tag: str, block: str) -> str:
+    """Swap the `<!-- tag -->...<!-- /tag -->` block of a document for `block` (which carries the same markers), or
+    append it: generated tables live inside hand-written docs."""
+    pattern = re.compile(rf"<!-- {re.escape(tag)} -->.*?<!-- /{re.escape(tag)} -->", re.S)
+    return pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"

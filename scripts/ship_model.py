@@ -14,18 +14,22 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from pathlib import Path
 
 import yaml
 
-import freqnet
-from freqnet.evaluation import Dataset, evaluate, markdown, means, method_table, standard_datasets
-from freqnet.inference import Upscaler
-from freqnet.info import count_parameters
-from freqnet.models import locate, read_metadata
-from freqnet.onnx_model import OnnxModel
-from freqnet.training.logger import wall_seconds
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from common import replace_block  # noqa: E402
+
+import freqnet  # noqa: E402
+from freqnet.evaluation import Dataset, evaluate, markdown, means, method_table, standard_datasets  # noqa: E402
+from freqnet.inference import Upscaler  # noqa: E402
+from freqnet.info import count_parameters  # noqa: E402
+from freqnet.models import locate, read_metadata  # noqa: E402
+from freqnet.onnx_model import OnnxModel  # noqa: E402
+from freqnet.training.logger import wall_seconds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CARDS = ROOT / "docs" / "models.md"
@@ -58,12 +62,6 @@ def summary_per_degradation(rows: list, baseline: str) -> list[str]:
         lines.append(f"| {label} | {m['psnr']:.2f} / {m['ssim']:.4f} | {base['psnr']:.2f} / {base['ssim']:.4f} | "
                      f"{m['psnr'] - base['psnr']:+.2f} | {gains([r for r in rows if r.label == label], baseline)} |")
     return lines
-
-
-def replace_block(text: str, tag: str, block: str) -> str:
-    """Swap the `<!-- tag -->...<!-- /tag -->` block for `block` (which carries the same markers), or append it."""
-    pattern = re.compile(rf"<!-- {re.escape(tag)} -->.*?<!-- /{re.escape(tag)} -->", re.S)
-    return pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
 
 
 def benchmark_block(name: str, benchmarks: Path, anchors: Path) -> str:
