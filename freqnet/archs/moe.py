@@ -39,7 +39,8 @@ class SelectiveMoEFFN(nn.Module):
     """Top-1/top-2 routed experts with a capacity limit in training, Switch balance loss and router z-loss.
 
     At inference there is no capacity limit (a token's output never depends on the rest of the image, which
-    keeps tiling exact) and each expert runs only on its own tokens.
+    keeps tiling exact): every expert runs on every token and the gates select, which at 4 small experts costs
+    less than routing (benchmarks/moe_dispatch.py) and never waits on the host.
     """
 
     def __init__(
@@ -80,19 +81,20 @@ class SelectiveMoEFFN(nn.Module):
         gate, expert = probs.topk(self.top_k, dim=-1)
         if self.top_k > 1:
             gate = gate / gate.sum(dim=-1, keepdim=True)
+        kept = torch.ones_like(expert, dtype=torch.bool)
+        routing = Routing(expert, gate, kept, probs, logits)
         capacity = self.capacity(tokens.shape[0])
-        if capacity is None:
-            kept = torch.ones_like(expert, dtype=torch.bool)
-        else:
-            # Queue position of each assignment at its expert: all first choices, then all second choices.
-            one_hot = F.one_hot(expert.t().reshape(-1), self.num_experts)
-            position = ((one_hot.cumsum(dim=0) - 1) * one_hot).sum(dim=-1)
-            kept = (position < capacity).view(self.top_k, -1).t()
-        return Routing(expert, gate, kept, probs, logits)
+        if capacity is not None:
+            routing = routing._replace(kept=self.queue_position(routing) < capacity)
+        return routing
+
+    def one_hot(self, expert: torch.Tensor) -> torch.Tensor:
+        """(..., E) bool; unlike F.one_hot, never reads the indices back to the host to range-check them."""
+        return expert[..., None] == torch.arange(self.num_experts, device=expert.device)
 
     def assignment_fraction(self, routing: Routing) -> torch.Tensor:
         """f_i: the fraction of routed assignments (all k choices) that went to each expert."""
-        return F.one_hot(routing.expert, self.num_experts).float().mean(dim=(0, 1))
+        return self.one_hot(routing.expert).float().mean(dim=(0, 1))
 
     def losses(self, routing: Routing) -> torch.Tensor:
         """Switch balance loss `w * E * sum_i f_i P_i` (= w when balanced) plus router z-loss."""
@@ -101,17 +103,46 @@ class SelectiveMoEFFN(nn.Module):
         zloss = routing.logits.logsumexp(dim=-1).square().mean()
         return self.balance_weight * balance + self.zloss_weight * zloss
 
+    def combine_weights(self, routing: Routing) -> torch.Tensor:
+        """(T, E): each token's gate on each expert, zero where not chosen or dropped."""
+        weights = routing.gate * routing.kept.to(routing.gate.dtype)
+        return torch.zeros(routing.gate.shape[0], self.num_experts, device=weights.device,
+                           dtype=weights.dtype).scatter_add_(1, routing.expert, weights)
+
     def dispatch(self, tokens: torch.Tensor, routing: Routing) -> torch.Tensor:
+        """Training: every expert runs on a fixed-capacity buffer of its tokens; inference: every expert runs on
+        every token and the gates pick (exact: no token can be dropped). Both have static shapes: no
+        `nonzero`, no host synchronisation, one graph for `torch.compile`."""
+        capacity = self.capacity(tokens.shape[0])
+        if capacity is None:
+            return self.dispatch_dense(tokens, self.combine_weights(routing))
+        return self.dispatch_buffered(tokens, routing, capacity)
+
+    def dispatch_dense(self, tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         out = torch.zeros_like(tokens)
         for index, expert in enumerate(self.experts):
-            token_ids, choice = ((routing.expert == index) & routing.kept).nonzero(as_tuple=True)
-            if token_ids.numel() == 0:
-                if self.training:  # a zero-valued use keeps DDP from waiting for this expert's gradients
-                    out = out + sum(p.sum() for p in expert.parameters()) * 0.0
-                continue
-            weight = routing.gate[token_ids, choice, None]
-            out = out.index_add(0, token_ids, (expert(tokens[token_ids]) * weight).to(out.dtype))
+            out = out + expert(tokens) * weights[:, index:index + 1].to(tokens.dtype)
         return out
+
+    def dispatch_buffered(self, tokens: torch.Tensor, routing: Routing, capacity: int) -> torch.Tensor:
+        """Scatter each kept assignment to slot `position` of its expert's buffer (dropped ones to a spare slot that
+        is never read), run each expert on its whole buffer, gather the outputs back with the gates."""
+        t, c = tokens.shape
+        slots = capacity + 1  # the last slot of each buffer takes the overflow
+        position = self.queue_position(routing).clamp(max=capacity)  # (T, k)
+        slot = routing.expert * slots + position  # (T, k) index into the flat (E * slots) buffer
+        buffer = tokens.new_zeros(self.num_experts * slots, c)
+        buffer = buffer.index_copy(0, slot.t().reshape(-1), tokens.repeat(self.top_k, 1))
+        buffer = buffer.view(self.num_experts, slots, c)
+        outputs = torch.stack([expert(buffer[e]) for e, expert in enumerate(self.experts)]).view(-1, c)
+        gate = (routing.gate * routing.kept.to(routing.gate.dtype)).to(tokens.dtype)
+        return (outputs[slot.reshape(-1)].view(t, self.top_k, c) * gate[..., None]).sum(dim=1)
+
+    def queue_position(self, routing: Routing) -> torch.Tensor:
+        """(T, k): each assignment's place in its expert's queue, all first choices before all second choices."""
+        one_hot = self.one_hot(routing.expert.t().reshape(-1)).long()
+        position = ((one_hot.cumsum(dim=0) - 1) * one_hot).sum(dim=-1)
+        return position.view(self.top_k, -1).t()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape

@@ -121,6 +121,7 @@ class WindowAttention(nn.Module):
         self.register_buffer("position_index", relative_position_index(window), persistent=False)
         self.pruned_fraction = 0.0  # of the last forward, for benchmarks and logging
         self.export_mode = False  # set by freqnet.export: traceable masks, no data-dependent shapes
+        self.fused_attention: bool | None = None  # scaled_dot_product_attention; None = on CUDA only
 
     def position_bias(self) -> torch.Tensor:
         n = self.window * self.window
@@ -130,6 +131,13 @@ class WindowAttention(nn.Module):
         """(N, L, C) windows -> (N, L, C); `mask` (len(masked), 1, L, L) is added to windows `masked` only."""
         n, length, c = tokens.shape
         q, k, v = self.qkv(tokens).view(n, length, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        fused = tokens.is_cuda if self.fused_attention is None else self.fused_attention
+        if fused:  # fused kernels on GPU (memory-efficient attention takes the additive bias)
+            bias = self.position_bias().to(q.dtype).expand(n, -1, -1, -1)
+            if mask is not None:
+                bias = bias.index_add(0, masked, mask.to(q.dtype).expand(-1, self.heads, -1, -1))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+            return self.proj(out.transpose(1, 2).reshape(n, length, c))
         # Explicit matmuls: on CPU, SDPA with a broadcast bias is ~3x slower for 64-token windows.
         logits = (q * self.scale) @ k.transpose(-2, -1)
         logits = logits + self.position_bias().to(logits.dtype)
@@ -153,7 +161,9 @@ class WindowAttention(nn.Module):
         if s:
             x = torch.roll(x, (-s, -s), (1, 2))
         windows = window_partition(x, ws).flatten(0, 1)  # (B * nW, L, C)
-        out = self.attend_for_export(windows, h, w) if self.export_mode else self.attend_windows(windows, h, w)
+        # Exporters and torch.compile follow symbolic shapes: no shape-keyed caches, no data-dependent sizes.
+        traced = self.export_mode or torch.compiler.is_compiling()
+        out = self.attend_traceable(windows, h, w) if traced else self.attend_windows(windows, h, w)
         out = out.view(b, -1, ws * ws, c)
         x = window_reverse(out, ws, hp, wp)
         if s:
@@ -176,9 +186,9 @@ class WindowAttention(nn.Module):
         attended = self.attend(windows[chosen], masked, mask)
         return torch.zeros_like(windows).index_copy(0, chosen, attended)
 
-    def attend_for_export(self, windows: torch.Tensor, h, w) -> torch.Tensor:
+    def attend_traceable(self, windows: torch.Tensor, h, w) -> torch.Tensor:
         """Same result with shape-independent control flow: every window gets its (possibly all-zero) mask,
-        and pruned windows are zeroed instead of skipped. Used by `freqnet export`."""
+        and pruned windows are zeroed instead of skipped. Used by `freqnet export` and under `torch.compile`."""
         labels = window_labels_traceable(h, w, self.window, self.shift, windows.device)
         mask = pair_mask(labels).repeat(windows.shape[0] // labels.shape[0], 1, 1, 1)
         everything = torch.arange(windows.shape[0], device=windows.device)

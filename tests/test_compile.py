@@ -1,0 +1,62 @@
+"""A forward torch.compile captures whole: no graph breaks (train and eval, every preset and ablation switch), no
+host synchronisation in a training step, and compiled == eager."""
+
+import pytest
+import torch
+
+import freqnet
+
+SWITCHES = {"full": {}, "no_moe": {"use_moe": False}, "no_hf_path": {"use_hf_path": False},
+            "no_attention": {"use_attention": False}, "laplacian": {"splitter": "laplacian"},
+            "dysample": {"upsampler": "dysample"}, "pruning": {"prune_threshold": 0.05}, "top2": {"top_k": 2}}
+# `large` is `small` with more blocks of the same kinds; tracing it adds time, not coverage.
+CASES = [("tiny", name) for name in SWITCHES] + [(preset, "full") for preset in ("small", "base")]
+
+
+@pytest.mark.parametrize("preset, switch", CASES)
+def test_no_graph_breaks(preset, switch):
+    for mode in ("train", "eval"):
+        model = freqnet.build_model(preset, 4, **SWITCHES[switch]).train(mode == "train")
+        torch._dynamo.reset()
+        explained = torch._dynamo.explain(model)(torch.rand(2, 3, 20, 28))
+        reasons = [str(b.reason).splitlines()[0] for b in explained.break_reasons]
+        assert explained.graph_break_count == 0, f"{preset}/{switch}/{mode}: {reasons[:3]}"
+    torch._dynamo.reset()
+
+
+def test_training_step_never_waits_on_the_host():
+    """`nonzero`, `item` and friends block the CPU until the GPU catches up; a training step has none."""
+    model = freqnet.build_model("base", 4, top_k=2, prune_threshold=0.0).train()
+    x = torch.rand(2, 3, 24, 24)
+    model(x)  # the first forward of a shape plans the attention masks on the CPU, once
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        (model(x).mean() + model.aux_loss()).backward()
+    names = {event.name for event in profile.events()}
+    synchronising = {"aten::nonzero", "aten::item", "aten::_local_scalar_dense", "aten::masked_select", "aten::unique"}
+    assert not names & synchronising, sorted(names & synchronising)
+
+
+def test_compiled_equals_eager():
+    """In training mode: drop-path, router noise and the capacity buffers all go through the compiled graph."""
+    torch.manual_seed(0)
+    model = freqnet.build_model("tiny", 2).train()
+    x = torch.rand(2, 3, 20, 28)
+    torch.manual_seed(1)
+    eager = model(x)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    torch.manual_seed(1)  # the same drop-path and router-noise draws
+    torch.testing.assert_close(compiled(x), eager, rtol=1e-5, atol=1e-5)
+    torch._dynamo.reset()
+
+
+def test_fused_attention_path_equals_explicit_matmuls():
+    model = freqnet.build_model("tiny", 2).eval()
+    x = torch.rand(1, 3, 21, 27)
+    with torch.no_grad():
+        explicit = model(x)
+        for module in model.modules():
+            if hasattr(module, "fused_attention"):
+                module.fused_attention = True
+        fused = model(x)
+    torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
