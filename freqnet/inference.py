@@ -190,7 +190,10 @@ class Upscaler:
         if precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision {precision!r}: allowed fp32, bf16, fp16")
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        self.forward = torch.compile(self.model) if compile else self.model  # compiled modules expose .config too
+        # On CUDA, "reduce-overhead" replays each tile shape as a CUDA graph: tiles share one size, so one capture.
+        self.cuda_graphs = compile and self.device.type == "cuda"
+        self.forward = torch.compile(self.model, mode="reduce-overhead" if self.cuda_graphs else None) if compile \
+            else self.model
 
     def tiles_for(self, h: int, w: int) -> int:
         if not self.tile:
@@ -202,7 +205,8 @@ class Upscaler:
         """One forward at the chosen precision (autocast entered per call: bands are generators, and an autocast
         held open across their yields would leak into the caller)."""
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            return self.forward(x)
+            out = self.forward(x)
+        return out.clone() if self.cuda_graphs else out  # the next replay reuses a graph's output memory
 
     @torch.no_grad()
     def bands(self, pixels: np.ndarray, progress: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -91,3 +93,37 @@ def build_reconstruction_head(kind: str, channels: int, out_channels: int, scale
     if kind == "dysample" and scale > 1:
         return DySampleHead(channels, out_channels, scale)
     return PixelShuffleHead(channels, out_channels, scale)
+
+
+def cubic_taps(t: float, a: float = -0.75) -> list[float]:
+    """Keys' cubic convolution weights (a = -0.75, PyTorch's and OpenCV's) of the 4 neighbours at fraction t."""
+    def kernel(x: float) -> float:
+        x = abs(x)
+        if x <= 1:
+            return ((a + 2) * x - (a + 3)) * x * x + 1
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a if x < 2 else 0.0
+    return [kernel(1 + t), kernel(t), kernel(1 - t), kernel(2 - t)]
+
+
+class BicubicUpsample(nn.Module):
+    """`F.interpolate(x, scale_factor=s, mode="bicubic")` (align_corners=False, borders clamped) as one grouped 5x5
+    conv to s*s phases + pixel shuffle. Same numbers to float rounding, but every runtime runs it as fast as any
+    conv: ONNX Runtime's cubic Resize took 15% of the exported x4 model's time."""
+
+    def __init__(self, channels: int, scale: int) -> None:
+        super().__init__()
+        self.channels, self.scale = channels, scale
+        phases = []
+        for p in range(scale):  # output row (col) s*i + p reads input rows i + d - 1 ... i + d + 2
+            source = (p + 0.5) / scale - 0.5
+            offset = math.floor(source)
+            taps = torch.zeros(5)
+            taps[offset + 1: offset + 5] = torch.tensor(cubic_taps(source - offset))
+            phases.append(taps)
+        rows = torch.stack(phases)  # (s, 5): separable, the same along both axes
+        weight = (rows[:, None, :, None] * rows[None, :, None, :]).reshape(scale * scale, 1, 5, 5)
+        self.register_buffer("weight", weight.repeat(channels, 1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (2, 2, 2, 2), mode="replicate")
+        return F.pixel_shuffle(F.conv2d(x, self.weight.to(x.dtype), groups=self.channels), self.scale)

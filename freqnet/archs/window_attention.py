@@ -127,24 +127,29 @@ class WindowAttention(nn.Module):
         n = self.window * self.window
         return self.bias_table[self.position_index.view(-1)].view(n, n, self.heads).permute(2, 0, 1)
 
-    def attend(self, tokens: torch.Tensor, masked: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """(N, L, C) windows -> (N, L, C); `mask` (len(masked), 1, L, L) is added to windows `masked` only."""
+    def attend(self, tokens: torch.Tensor, masked: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
+        """(N, L, C) windows -> (N, L, C); `mask` (len(masked), 1, L, L) is added to windows `masked` only, or
+        (N, 1, L, L) to every window when `masked` is None (a plain add: exporters turn index_add into a slow
+        scatter)."""
         n, length, c = tokens.shape
         q, k, v = self.qkv(tokens).view(n, length, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         fused = tokens.is_cuda if self.fused_attention is None else self.fused_attention
         if fused:  # fused kernels on GPU (memory-efficient attention takes the additive bias)
-            bias = self.position_bias().to(q.dtype).expand(n, -1, -1, -1)
-            if mask is not None:
-                bias = bias.index_add(0, masked, mask.to(q.dtype).expand(-1, self.heads, -1, -1))
+            bias = self.add_mask(self.position_bias().to(q.dtype).expand(n, -1, -1, -1), masked, mask)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
             return self.proj(out.transpose(1, 2).reshape(n, length, c))
         # Explicit matmuls: on CPU, SDPA with a broadcast bias is ~3x slower for 64-token windows.
         logits = (q * self.scale) @ k.transpose(-2, -1)
-        logits = logits + self.position_bias().to(logits.dtype)
-        if mask is not None:
-            logits = logits.index_add(0, masked, mask.to(logits.dtype).expand(-1, self.heads, -1, -1))
+        logits = self.add_mask(logits + self.position_bias().to(logits.dtype), masked, mask)
         out = logits.softmax(dim=-1).to(v.dtype) @ v
         return self.proj(out.transpose(1, 2).reshape(n, length, c))
+
+    def add_mask(self, logits: torch.Tensor, masked: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
+        if mask is None:
+            return logits
+        if masked is None:
+            return logits + mask.to(logits.dtype)
+        return logits.index_add(0, masked, mask.to(logits.dtype).expand(-1, self.heads, -1, -1))
 
     def keep_windows(self, windows: torch.Tensor) -> torch.Tensor | None:
         """(N,) bool of windows worth attending to, or None when pruning is off."""
@@ -191,7 +196,6 @@ class WindowAttention(nn.Module):
         and pruned windows are zeroed instead of skipped. Used by `freqnet export` and under `torch.compile`."""
         labels = window_labels_traceable(h, w, self.window, self.shift, windows.device)
         mask = pair_mask(labels).repeat(windows.shape[0] // labels.shape[0], 1, 1, 1)
-        everything = torch.arange(windows.shape[0], device=windows.device)
-        out = self.attend(windows, everything, mask)
+        out = self.attend(windows, None, mask)
         keep = self.keep_windows(windows)
         return out if keep is None else out * keep[:, None, None].to(out.dtype)
