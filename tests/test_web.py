@@ -159,3 +159,36 @@ def test_page_end_to_end_in_a_real_browser(tmp_path):
         driver.quit()
         server.close()
         app.extensions["freqnet_jobs"].close()
+
+
+def test_server_process_cleans_up_on_sigterm(tmp_path):
+    """The real command: serves on localhost, and a SIGTERM (service managers, `timeout`) removes every upload."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    server = subprocess.Popen([sys.executable, "-m", "freqnet", "serve", "--port", str(port)], env=env,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "server did not start"
+                time.sleep(0.3)
+        assert "freqnet" in page
+        assert len(list(tmp_path.glob("freqnet-serve-*"))) == 1
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert list(tmp_path.glob("freqnet-serve-*")) == []
+    assert f"127.0.0.1:{port}" in server.stderr.read()

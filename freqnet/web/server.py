@@ -7,6 +7,8 @@ nothing fetched from the network.
 from __future__ import annotations
 
 import io
+import signal
+import sys
 import zipfile
 from pathlib import Path
 
@@ -164,7 +166,10 @@ def serve(host: str = "127.0.0.1", port: int = 8765, **options) -> None:
     from waitress import serve as waitress_serve
 
     app = create_app(**options)
+    # SIGTERM (service managers, `timeout`, `kill`) must clean up like Ctrl-C does, not end the process on the spot.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         waitress_serve(app, host=host, port=port, threads=4)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         app.extensions["freqnet_jobs"].close()
