@@ -116,3 +116,18 @@ def test_router_noise_only_in_training():
         assert torch.equal(moe.route(tokens).logits, moe.route(tokens).logits)
         moe.train()
         assert not torch.equal(moe.route(tokens).logits, moe.route(tokens).logits)
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_inference_paths_agree_dense_routed_and_exported(top_k):
+    """Dense (GPU, compile, export) and routed (eager CPU) inference are the same function; so is the buffered
+    training path when the capacity holds every token."""
+    moe = make_moe(top_k=top_k, capacity=4.0).eval()
+    tokens = torch.randn(300, 16)
+    with torch.no_grad():
+        routing = moe.route(tokens)
+        routed = moe.dispatch_routed(tokens, routing)
+        dense = moe.dispatch_dense(tokens, moe.combine_weights(routing))
+        buffered = moe.dispatch_buffered(tokens, routing, capacity=300)
+    torch.testing.assert_close(dense, routed, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(buffered, routed, rtol=1e-5, atol=1e-6)
