@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +33,9 @@ def main() -> None:
     parser.add_argument("--held-out", default="data/photos/val_hr")
     parser.add_argument("--benchmarks", type=Path, default=None, help="../shared/benchmarks (its BSD100/HR is used)")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    parser.add_argument("--b100-recipes", nargs="+", default=None, help="recipes for B100 (default: --recipes)")
+    parser.add_argument("--b100-images", type=int, default=100, help="the first N B100 images (LPIPS costs ~5 s "
+                        "per image and method on 2 cores)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "models.md")
     args = parser.parse_args()
@@ -44,7 +48,14 @@ def main() -> None:
     folders = {"held-out photos": args.held_out}
     if args.benchmarks:
         folders["B100"] = str(args.benchmarks / "BSD100" / "HR")
-    datasets = [Dataset(name, folder, recipe=recipe) for name, folder in folders.items() for recipe in args.recipes]
+        if args.b100_images < 100:  # a folder of links to the first N, so the evaluation sees only those
+            subset = Path(tempfile.mkdtemp(prefix="b100-")) / "HR"
+            subset.mkdir()
+            for path in sorted(Path(folders["B100"]).glob("*.png"))[:args.b100_images]:
+                (subset / path.name).symlink_to(path.resolve())
+            folders["B100"] = str(subset)
+    datasets = [Dataset(name, folder, recipe=recipe) for name, folder in folders.items()
+                for recipe in (args.b100_recipes or args.recipes if name == "B100" else args.recipes)]
     start = time.perf_counter()
     rows = evaluate(models, datasets, scale, lpips=LPIPS(), baselines=("lanczos",), progress=True)
     seconds = time.perf_counter() - start

@@ -88,11 +88,11 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 
 SHIPPED = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "x4"
+DEFAULT_MODEL = "real-x4"  # photos as they come (JPEG, noise); the classical x2/x3/x4 by name
 
 
 def shipped_models() -> dict[str, Path]:
-    """Models inside the package, by name (`default` is x4)."""
+    """Models inside the package, by name (`default` is the real-photo model)."""
     found = {p.stem: p for p in sorted(SHIPPED.glob("*.safetensors"))}
     if DEFAULT_MODEL in found:
         found["default"] = found[DEFAULT_MODEL]

@@ -62,14 +62,16 @@ NAMED_RECIPES.update({
                              "kernel_probs": {"iso": 0.5, "aniso": 0.5}, "sigma": [0.6, 1.6]}, TO_SCALE]},
     "real_mixed": NAMED_RECIPES["realesrgan"],
 })
-# Training mixture of the real-photo models: mostly Real-ESRGAN's second-order draw, plus single degradations at
-# photo strength (wider than the evaluation ranges) and clean bicubic, so that clean input is not harmed.
+# Training mixture of the real-photo models: single degradations at photo strength (wider than the evaluation
+# ranges), clean bicubic so that clean input is not harmed, and some of Real-ESRGAN's second-order draw. (With 40 %
+# second-order and 20 % clean, 900 iterations left clean inputs 1.8 dB below the classical model and JPEG only
+# +0.4 dB over Lanczos: the strong draws taught smoothing; the run continued on this mixture.)
 NAMED_RECIPES.update({
     "photo_jpeg": {"steps": [{"type": "to_scale", "mode": "random"}, {"type": "jpeg", "quality": [25, 95]}]},
     "photo_noise": {"steps": [TO_SCALE, {**REAL_NOISE, "sigma": [1.0, 25.0], "poisson_scale": [0.05, 2.5],
                                          "grey_prob": 0.3},
                               {"type": "jpeg", "prob": 0.5, "quality": [40, 95]}]},
-    "real": {"mixture": {"realesrgan": 0.4, "bicubic": 0.2, "photo_jpeg": 0.15, "photo_noise": 0.15,
+    "real": {"mixture": {"bicubic": 0.3, "photo_jpeg": 0.3, "photo_noise": 0.2, "realesrgan": 0.1,
                          "real_blur": 0.1}},
 })
 # One level or kind each, for evaluation: the field scores a restorer per noise level and per blur type, and a
