@@ -121,9 +121,11 @@ class BicubicUpsample(nn.Module):
             taps[offset + 1: offset + 5] = torch.tensor(cubic_taps(source - offset))
             phases.append(taps)
         rows = torch.stack(phases)  # (s, 5): separable, the same along both axes
-        weight = (rows[:, None, :, None] * rows[None, :, None, :]).reshape(scale * scale, 1, 5, 5)
-        self.register_buffer("weight", weight.repeat(channels, 1, 1, 1), persistent=False)
+        weight = (rows[:, None, :, None] * rows[None, :, None, :]).reshape(scale * scale, 5, 5)
+        # Kept 3-D: the model's channels-last conversion would give a (N, 1, 5, 5) buffer strides that DDP's buffer
+        # broadcast rejects as self-overlapping.
+        self.register_buffer("weight", weight.repeat(channels, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (2, 2, 2, 2), mode="replicate")
-        return F.pixel_shuffle(F.conv2d(x, self.weight.to(x.dtype), groups=self.channels), self.scale)
+        return F.pixel_shuffle(F.conv2d(x, self.weight[:, None].to(x.dtype), groups=self.channels), self.scale)
