@@ -16,7 +16,7 @@ import numpy as np
 from flask import Flask, abort, jsonify, request, send_file
 from PIL import Image
 
-from ..data.image_io import ImageTooLarge, UnreadableImage, quantise, read_image
+from ..data.image_io import ImageTooLarge, UnreadableImage, check_size, quantise, read_image
 from ..models import read_metadata, shipped_models
 from .jobs import JobQueue, QueueFull
 
@@ -28,15 +28,17 @@ def model_choices() -> list[dict]:
     """The shipped models, the photo default first, with what each is for."""
     import json
 
+    shipped = shipped_models()
     choices = []
-    for name, path in shipped_models().items():
+    for name, path in shipped.items():
         if name == "default":
             continue
-        record = json.loads(read_metadata(path).get("openmodeldb", "{}"))
-        config = json.loads(read_metadata(path)["config"])
+        metadata = read_metadata(path)
+        record = json.loads(metadata.get("openmodeldb", "{}"))
+        config = json.loads(metadata["config"])
         choices.append({"name": name, "scale": config["scale"], "description": record.get("description", "")})
-    default = shipped_models().get("default")
-    choices.sort(key=lambda c: (shipped_models()[c["name"]] != default, c["scale"] == 1, c["name"]))
+    default = shipped.get("default")
+    choices.sort(key=lambda c: (shipped[c["name"]] != default, c["scale"] == 1, c["name"]))
     return choices
 
 
@@ -86,12 +88,10 @@ def create_app(max_upload_mb: float = 50, max_pixels: int | None = 40_000_000, m
         try:
             with Image.open(path) as image:  # header only: size and a real image format, nothing decoded yet
                 size = image.size
-            if max_pixels and size[0] * size[1] > max_pixels:
-                raise ImageTooLarge(f"{name}: {size[0]}x{size[1]} is over the limit of {max_pixels / 1e6:.0f} "
-                                    "megapixels")
+            check_size(Path(name), *size, max_pixels)  # the CLI's limit and message, named after the upload
         except ImageTooLarge as problem:
             path.unlink(missing_ok=True)
-            return error(413, str(problem).replace(str(path), name))
+            return error(413, str(problem))
         except (UnreadableImage, OSError, ValueError, Image.DecompressionBombError):
             path.unlink(missing_ok=True)
             return error(400, f"{name}: not an image this app can read (PNG, JPEG, WebP, BMP, TIFF, GIF)")
