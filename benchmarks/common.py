@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -21,6 +25,15 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def in_fresh_process(script: str, *args: str) -> dict:
+    """Run `python script --child ARGS...` and return the JSON its last output line holds: peak memory, compile
+    caches and thread pools are then that configuration's own."""
+    result = subprocess.run([sys.executable, script, "--child", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{Path(script).name} --child {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def inference_call(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
@@ -56,9 +69,14 @@ def speed_config(preset: str, batch: int, patch: int, steps: int, **fields):
         "checkpoint": {"every": 10**9}, "log": {"every": 10**9, "tensorboard": False, "progress": False}, **fields})
 
 
-def training_rate(config, steps: int, warmup: int, synchronize: Callable[[], None] = lambda: None) -> float:
+class TrainingRate(NamedTuple):
+    first_step_s: float  # the first step alone: tracing and compiling when the config compiles
+    it_per_s: float      # after the warm-up steps
+
+
+def training_rate(config, steps: int, warmup: int, synchronize: Callable[[], None] = lambda: None) -> TrainingRate:
     """Trainer.step calls per second on prefetched batches (data loading excluded), after `warmup` steps that
-    build lazy modules (VGG, discriminator) and warm the allocator."""
+    build lazy modules (VGG, discriminator), compile when asked, and warm the allocator."""
     from freqnet.training import Trainer
     from freqnet.training.schedule import loss_weights
 
@@ -67,14 +85,18 @@ def training_rate(config, steps: int, warmup: int, synchronize: Callable[[], Non
         data = trainer.batches()
         batches = [next(data) for _ in range(warmup + steps)]
         weights = loss_weights(0, config.losses, config.curriculum)
-        for batch in batches[:warmup]:
+        start = time.perf_counter()
+        for i, batch in enumerate(batches[:warmup]):
             trainer.step(batch, weights)
+            if i == 0:
+                synchronize()
+                first_step = time.perf_counter() - start
         synchronize()
         start = time.perf_counter()
         for batch in batches[warmup:]:
             trainer.step(batch, weights)
         synchronize()
-        return steps / (time.perf_counter() - start)
+        return TrainingRate(first_step, steps / (time.perf_counter() - start))
 
 
 def write_report(lines: list[str], out=None) -> str:

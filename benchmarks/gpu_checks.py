@@ -133,7 +133,7 @@ def train_speed(lines: list[str], steps: int) -> None:
                 if DEVICE.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 config = speed_config(preset, batch, patch, steps + 3, precision=precision)
-                cells.append(training_rate(config, steps, warmup=3, synchronize=synchronize))
+                cells.append(training_rate(config, steps, warmup=3, synchronize=synchronize).it_per_s)
                 peak = torch.cuda.max_memory_allocated() / 2**30 if DEVICE.type == "cuda" else 0.0
             lines.append(f"| {preset} | {batch} × {patch} | {cells[0]:.1f} | {cells[1]:.1f} | {peak:.2f} GiB |")
     lines.append("")

@@ -1,6 +1,7 @@
 """The real-photo table (issue 13): the photo model beside Lanczos and the classical model under each fixed, seeded
 evaluation recipe (real_jpeg, real_noise, real_blur, real_mixed) and on clean bicubic input, on the held-out photos
-and on B100's HR images (evaluation only), PSNR-Y and LPIPS. Writes the `realworld` block of docs/models.md.
+and on B100's HR images (evaluation only), PSNR-Y and LPIPS. Writes the `realworld-xS` block of docs/models.md
+(rewritten after each recipe and image set).
 
     python benchmarks/realworld.py --photo real-x4 --classical x4 --benchmarks ../shared/benchmarks
 """
@@ -56,13 +57,17 @@ def main() -> None:
             folders["B100"] = str(subset)
     datasets = [Dataset(name, folder, recipe=recipe) for name, folder in folders.items()
                 for recipe in (args.b100_recipes or args.recipes if name == "B100" else args.recipes)]
-    start = time.perf_counter()
-    rows = evaluate(models, datasets, scale, lpips=LPIPS(), baselines=("lanczos",), progress=True)
-    seconds = time.perf_counter() - start
+    start, rows = time.perf_counter(), []
+    for dataset in datasets:  # the doc is rewritten after each, so a stopped run keeps what it measured
+        rows += evaluate(models, [dataset], scale, lpips=LPIPS(), baselines=("lanczos",), progress=True)
+        write_table(args, scale, rows, time.perf_counter() - start)
 
+
+def write_table(args: argparse.Namespace, scale: int, rows: list, seconds: float) -> None:
     grouped = means(rows, lambda r: (r.dataset, r.label))
     methods = ["lanczos", args.classical, args.photo]
-    lines = ["<!-- realworld -->",
+    tag = f"realworld-x{scale}"
+    lines = [f"<!-- {tag} -->",
              f"### Real-photo inputs, ×{scale}: `{args.photo}` beside Lanczos and the classical `{args.classical}`", "",
              f"`python benchmarks/realworld.py --photo {args.photo} --classical {args.classical} --benchmarks ...`; "
              "each recipe degrades every HR image once with a fixed seed (`freqnet/data/recipes.py`): `real_jpeg` "
@@ -79,10 +84,10 @@ def main() -> None:
         cells = [f"{scores[m]['psnr']:.2f} / {scores[m]['lpips']:.3f}" for m in methods]
         gain = scores[args.photo]["psnr"] - scores["lanczos"]["psnr"]
         lines.append(f"| {dataset} | {label} | " + " | ".join(cells) + f" | {gain:+.2f} |")
-    lines.append("<!-- /realworld -->")
+    lines.append(f"<!-- /{tag} -->")
     block = "\n".join(lines)
-    print(block)
-    args.doc.write_text(replace_block(args.doc.read_text(), "realworld", block))
+    print(block, flush=True)
+    args.doc.write_text(replace_block(args.doc.read_text(), tag, block))
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_report  # noqa: E402
+from common import in_fresh_process, machine, write_report  # noqa: E402
 
 
 def child(model: str, preset: str, tile: str, size: tuple[int, int]) -> dict:
@@ -84,17 +83,14 @@ def main() -> None:
         return
     rows = ["| tile | seconds | peak RSS | output |", "|---|---|---|---|"]
     for tile in args.tiles:
-        result = subprocess.run([sys.executable, __file__, "--child", tile, "--model", args.model, "--preset", args.preset],
-                                capture_output=True, text=True, check=True)
-        r = json.loads(result.stdout.strip().splitlines()[-1])
+        r = in_fresh_process(__file__, tile, "--model", args.model, "--preset", args.preset)
         rows.append(f"| {tile} ({r['tile']}) | {r['seconds']:.1f} | {r['peak_mb']:.0f} MB | "
                     f"{r['shape'][1]}×{r['shape'][0]} |")
         print(rows[-1], flush=True)
     photo_rows = []
     if all(args.photo):
-        result = subprocess.run([sys.executable, __file__, "--child", "photo", "--model", args.model, "--preset",
-                                 args.preset, "--photo", *map(str, args.photo)], capture_output=True, text=True, check=True)
-        r = json.loads(result.stdout.strip().splitlines()[-1])
+        r = in_fresh_process(__file__, "photo", "--model", args.model, "--preset", args.preset,
+                             "--photo", *map(str, args.photo))
         photo_rows = ["", f"A {args.photo[0]}×{args.photo[1]} photo ({args.photo[0] * args.photo[1] / 1e6:.0f} MP) "
                       "through `upscale_files` (the CLI's path: PNG decode, tiled ×4, PNG output streamed band by "
                       "band):", "", "| tile | seconds | peak RSS | output |", "|---|---|---|---|",

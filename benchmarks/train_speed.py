@@ -11,7 +11,6 @@ import argparse
 import json
 import pickle
 import resource
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, speed_config, training_rate, write_report  # noqa: E402
+from common import in_fresh_process, machine, speed_config, training_rate, write_report  # noqa: E402
 
 ALL_LOSSES = {"l1": 1.0, "ssim": 0.1, "fft": 0.05, "perceptual": 0.1, "gan": 0.01, "moe_aux": 1.0}
 
@@ -44,7 +43,7 @@ def child(preset: str, losses: dict[str, float], steps: int, threads: int, vgg: 
     keep_freed_memory()
     config = speed_config(preset, 8, 64, steps + 2, losses={**{k: 0.0 for k in ALL_LOSSES}, **losses},
                           perceptual={"weights": vgg})
-    rate = training_rate(config, steps, warmup=2)
+    rate = training_rate(config, steps, warmup=2).it_per_s
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"it_per_s": rate, "peak_mb": peak_mb}
 
@@ -67,9 +66,7 @@ def main() -> None:
         for preset in args.presets:
             for label, losses in (("L1 (+MoE aux)", {"l1": 1.0, "moe_aux": 1.0}), ("all", ALL_LOSSES)):
                 spec = json.dumps([preset, losses, vgg])
-                result = subprocess.run([sys.executable, __file__, "--child", spec, "--steps", str(args.steps),
-                                         "--threads", str(args.threads)], capture_output=True, text=True, check=True)
-                r = json.loads(result.stdout.strip().splitlines()[-1])
+                r = in_fresh_process(__file__, spec, "--steps", str(args.steps), "--threads", str(args.threads))
                 rows.append(f"| {preset} | {label} | {r['it_per_s']:.2f} | {1 / r['it_per_s']:.2f} | {r['peak_mb']:.0f} MB |")
                 print(rows[-1], flush=True)
     write_report([

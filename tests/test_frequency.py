@@ -69,3 +69,16 @@ def test_laplacian_low_band_is_the_binomial_blur():
     taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
     expected = F.pad(taps[:, None] * taps[None, :], (2, 2, 2, 2))
     torch.testing.assert_close(low[0, 0], expected)
+
+
+def test_replicate_pad_matches_torch_pad_values_and_gradient():
+    from freqnet.archs.frequency import replicate_pad
+
+    x = torch.rand(2, 3, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_()
+    weights = torch.rand(2, 3, 11, 13)
+    ours = replicate_pad(x, 3)
+    (grad,) = torch.autograd.grad((ours * weights).sum(), x)
+    theirs = F.pad(x, (3, 3, 3, 3), mode="replicate")
+    (expected,) = torch.autograd.grad((theirs * weights).sum(), x)
+    assert torch.equal(ours, theirs)
+    torch.testing.assert_close(grad, expected)

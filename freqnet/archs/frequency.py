@@ -14,6 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def replicate_pad(x: torch.Tensor, margin: int) -> torch.Tensor:
+    """`F.pad(x, (m, m, m, m), mode="replicate")` from edge slices: the same values, and a backward (sums over
+    expanded edges) that inductor compiles; its replication_pad2d backward fails on channels-last gradients (torch
+    2.13, CPU)."""
+    x = torch.cat([x[..., :1, :].expand(-1, -1, margin, -1), x, x[..., -1:, :].expand(-1, -1, margin, -1)], dim=-2)
+    return torch.cat([x[..., :1].expand(-1, -1, -1, margin), x, x[..., -1:].expand(-1, -1, -1, margin)], dim=-1)
+
+
 class FFTSplitter(nn.Module):
     """Low-pass in the Fourier domain with a per-channel (optionally learnable) Gaussian cut-off.
 
@@ -61,7 +69,7 @@ class FFTSplitter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.margin
-        padded = F.pad(x.float(), (m, m, m, m), mode="replicate")
+        padded = replicate_pad(x.float(), m)
         low = self.low_pass_matrix(padded) if self.matrix_dft else self.low_pass_fft(padded)
         low = low[..., m:-m, m:-m].to(x.dtype).contiguous(memory_format=torch.channels_last)
         return low, x - low
@@ -78,7 +86,7 @@ class LaplacianSplitter(nn.Module):
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        padded = F.pad(x, (2, 2, 2, 2), mode="replicate")
+        padded = replicate_pad(x, 2)
         low = F.conv2d(padded, self.kernel.to(x.dtype), groups=self.channels)
         return low, x - low
 
