@@ -46,21 +46,22 @@ def main() -> None:
     scale = models[args.photo].scale
     if models[args.classical].scale != scale:
         raise SystemExit(f"{args.classical} is x{models[args.classical].scale}, {args.photo} is x{scale}")
-    folders = {"held-out photos": args.held_out}
-    if args.benchmarks:
-        folders["B100"] = str(args.benchmarks / "BSD100" / "HR")
-        if args.b100_images < 100:  # a folder of links to the first N, so the evaluation sees only those
-            subset = Path(tempfile.mkdtemp(prefix="b100-")) / "HR"
-            subset.mkdir()
-            for path in sorted(Path(folders["B100"]).glob("*.png"))[:args.b100_images]:
-                (subset / path.name).symlink_to(path.resolve())
-            folders["B100"] = str(subset)
-    datasets = [Dataset(name, folder, recipe=recipe) for name, folder in folders.items()
-                for recipe in (args.b100_recipes or args.recipes if name == "B100" else args.recipes)]
-    start, rows = time.perf_counter(), []
-    for dataset in datasets:  # the doc is rewritten after each, so a stopped run keeps what it measured
-        rows += evaluate(models, [dataset], scale, lpips=LPIPS(), baselines=("lanczos",), progress=True)
-        write_table(args, scale, rows, time.perf_counter() - start)
+    with tempfile.TemporaryDirectory(prefix="b100-") as links:
+        folders = {"held-out photos": args.held_out}
+        if args.benchmarks:
+            folders["B100"] = str(args.benchmarks / "BSD100" / "HR")
+            if args.b100_images < 100:  # a folder of links to the first N, so the evaluation sees only those
+                subset = Path(links) / "HR"
+                subset.mkdir()
+                for path in sorted(Path(folders["B100"]).glob("*.png"))[:args.b100_images]:
+                    (subset / path.name).symlink_to(path.resolve())
+                folders["B100"] = str(subset)
+        datasets = [Dataset(name, folder, recipe=recipe) for name, folder in folders.items()
+                    for recipe in (args.b100_recipes or args.recipes if name == "B100" else args.recipes)]
+        lpips, start, rows = LPIPS(), time.perf_counter(), []
+        for dataset in datasets:  # the doc is rewritten after each, so a stopped run keeps what it measured
+            rows += evaluate(models, [dataset], scale, lpips=lpips, baselines=("lanczos",), progress=True)
+            write_table(args, scale, rows, time.perf_counter() - start)
 
 
 def write_table(args: argparse.Namespace, scale: int, rows: list, seconds: float) -> None:
