@@ -141,6 +141,9 @@ class Trainer:
         self.config = c = config
         self.dist = Distributed.from_env()
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cuda":  # fixed patch shapes: let cuDNN pick its fastest kernels; TF32 matmuls as convs
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
         if c.data.train.batch_size % self.dist.world:
             raise ValueError(f"data.train.batch_size {c.data.train.batch_size} must divide by the {self.dist.world} ranks")
         self.run_dir = Path(run_dir)
