@@ -63,8 +63,9 @@ for job in "${JOBS[@]}"; do
   eval set -- $job
   run=$RUNS/$1
   files=("$run/train.log" "$run/config.yaml")
-  newest=$(newest_ema "$run")  # with its manifest and training state: `--resume auto` continues from it
-  [ -n "$newest" ] && files+=("$newest" "${newest%_ema.safetensors}.json" "${newest%_ema.safetensors}.state.pt")
+  newest=$(newest_ema "$run")  # with its raw weights, manifest and training state: `--resume auto` continues from it
+  stem=${newest%_ema.safetensors}
+  [ -n "$newest" ] && files+=("$newest" "$stem.safetensors" "$stem.json" "$stem.state.pt")
   pack "$1.tgz" "${files[@]}"
 done
 echo "all: ${SECONDS}s"

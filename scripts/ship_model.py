@@ -139,9 +139,10 @@ def refresh_header(name: str) -> None:
 
 
 def ship_run(args) -> str:
-    """Fuse the run's newest EMA weights into the package and return its card (without the benchmark block)."""
+    """Fuse the run's newest EMA weights (or --weights) into the package and return its card (without the benchmark
+    block)."""
     config = yaml.safe_load((args.run / "config.yaml").read_text())
-    source = locate(args.run)  # the newest intact EMA weights
+    source = args.weights or locate(args.run)  # else the newest intact EMA weights
     iteration = int(read_metadata(source)["iteration"])
     model = freqnet.fuse(freqnet.load_model(source))
     target = save_shipped(model, args.name, config, iteration)
@@ -178,6 +179,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help="the shipped name (x2, x3, x4, restore)")
     parser.add_argument("--run", type=Path, default=None, help="training run to ship (else: the shipped model as is)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="the run's EMA weights file to ship instead of its newest intact checkpoint (e.g. one a "
+                             "GPU lease brought back without the rest of its checkpoint)")
     parser.add_argument("--val", default="data/photos/val_hr")
     parser.add_argument("--recipe", nargs="+", default=["bicubic"],
                         help="degradations of the held-out photos; each recipe scores every photo once")
