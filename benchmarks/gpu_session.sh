@@ -4,12 +4,13 @@
 # made the shipped weights: model.init from its training-form EMA weights), then the results packed into a few
 # archives under $OUT (the device tool brings back at most 8 files).
 #
-#   OUT=/tmp/gpu_out INPUTS=gpu_inputs bash benchmarks/gpu_session.sh
+#   bash benchmarks/gpu_session.sh stage ../shared/benchmarks runs/x4 runs/x2 runs/x3 runs/real_x4   # here, first
+#   OUT=/tmp/gpu_out INPUTS=gpu_inputs bash benchmarks/gpu_session.sh                              # on the lease
 #
-# INPUTS holds what the lease machine cannot reach: Set5/ (HR and LR_bicubic/X{2,3,4} from ../shared/benchmarks)
-# and init/{x4,x2,x3,real-x4}.safetensors (the EMA checkpoints of the runs behind the shipped weights, cast to fp16 to
-# fit the 64 MiB a lease carries; model.init casts them back), plus any pure-Python package the lease lacks. Training data:
-# data/photos (scripts/prepare_offline_photos.py). After the lease, unpack the archives in the repository root
+# INPUTS (made here by `stage`) holds what the lease machine cannot reach: Set5/ (HR and LR_bicubic/X{2,3,4}) and
+# init/{x4,x2,x3,real-x4}.safetensors (the newest EMA weights of the runs behind the shipped models, cast to fp16 to
+# fit the 64 MiB a lease carries; model.init casts them back). The lease carries INPUTS, data/photos/train_sub and
+# data/photos/val_hr (scripts/prepare_offline_photos.py). After the lease, unpack the archives in the repository root
 # (`tar -xzf x4.tgz` gives runs/gpu/x4): `--resume auto` with runs/gpu/x4/config.yaml continues a run the deadline
 # stopped; to finish on CPU instead, anneal from its EMA weights (model.init, low learning rate; docs/models.md).
 #
@@ -19,9 +20,29 @@
 # jobs ran 4.3-6.3 it/s each at once (x4 batch 64 reached iteration 1729 in 470 s); the checks' training section did
 # not finish inside its 70 s.
 set -u
-OUT=${OUT:?set OUT to a folder for the results}
 INPUTS=${INPUTS:-gpu_inputs}
 PYTHON=${PYTHON:-python3}
+
+if [ "${1:-}" = stage ]; then  # here, before the lease: stage BENCHMARKS RUN_X4 RUN_X2 RUN_X3 RUN_REAL_X4
+  bench=$2; shift 2
+  mkdir -p "$INPUTS/init" && cp -r "$bench/Set5" "$INPUTS/" || exit
+  for name in x4 x2 x3 real-x4; do
+    $PYTHON - "$1" "$INPUTS/init/$name.safetensors" <<'EOF' || exit
+import sys
+from safetensors import safe_open
+from safetensors.torch import save_file
+from freqnet.models import locate
+with safe_open(locate(sys.argv[1]), "pt") as weights:  # the run's newest intact EMA weights
+    tensors = {k: weights.get_tensor(k) for k in weights.keys()}
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, sys.argv[2], weights.metadata())
+EOF
+    shift
+  done
+  du -sh "$INPUTS"
+  exit
+fi
+
+OUT=${OUT:?set OUT to a folder for the results}
 CHECKS_S=${CHECKS_S:-70}     # deadline of the GPU checks
 TRAIN_S=${TRAIN_S:-470}      # deadline of the training phase (SIGTERM: the trainer saves and stops)
 RUNS=${RUNS:-runs/gpu}
