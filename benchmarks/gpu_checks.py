@@ -136,6 +136,7 @@ def train_speed(lines: list[str], steps: int) -> None:
             cells.append(training_rate(config, steps, warmup=3, synchronize=synchronize).it_per_s)
             peak = torch.cuda.max_memory_allocated() / 2**30 if DEVICE.type == "cuda" else 0.0
         lines.append(f"| {preset} | {batch} × {patch} | {cells[0]:.1f} | {cells[1]:.1f} | {peak:.2f} GiB |")
+        print(lines[-1], flush=True)  # a deadline that stops the section keeps the rows measured so far
     lines.append("")
 
 
