@@ -109,6 +109,8 @@ def add_upscale(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
     parser.add_argument("--detail", type=float, default=1.0,
                         help="HF gain, 0 to 2: 1 = as trained, lower = smoother, higher = crisper (default 1)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="average over the 8 flips/rotations of the input: 8x slower, slightly sharper and cleaner")
     parser.add_argument("--suffix", default="", help="appended to each output's file stem")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (never inputs)")
     parser.add_argument("--max-pixels", type=float, default=None,
@@ -137,7 +139,7 @@ def run_upscale(args: argparse.Namespace) -> int:
     if videos and len(videos) != len(args.inputs):
         raise ValueError("give videos and images in separate runs")
     upscaler = Upscaler(args.model, parse_tile(args.tile), args.tile_overlap, args.precision, args.device, args.compile,
-                        args.detail)
+                        args.detail, args.ensemble)
     if videos:
         return run_upscale_videos(videos, args, upscaler)
     max_pixels = None if args.max_pixels is None else int(args.max_pixels)
@@ -201,6 +203,8 @@ def add_eval(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--lpips", action="store_true", help="also LPIPS-VGG (needs the VGG16 weights installed)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the bicubic (and Lanczos) columns")
     parser.add_argument("--tile", default="auto", help="tile side, 'auto' or 0")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="our models: mean over the 8 flips/rotations of the input (the papers' '+' rows)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the recipe's degradations")
     parser.add_argument("--csv", default=None, help="write one row per image here")
     parser.add_argument("--markdown", default=None, help="write the tables here")
@@ -213,8 +217,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
     models: dict[str, object] = {}
     for spec in args.model or ["default"]:
-        label = model_label(spec)
-        models[label if label not in models else f"{label} ({len(models) + 1})"] = load_runner(spec, parse_tile(args.tile))
+        label = model_label(spec) + ("+" if args.ensemble and not spec.lower().endswith(".onnx") else "")
+        runner = load_runner(spec, parse_tile(args.tile), args.ensemble)
+        models[label if label not in models else f"{label} ({len(models) + 1})"] = runner
     scales = {label: model.scale for label, model in models.items()}
     scale = args.scale or next(iter(scales.values()))
     wrong = {label: s for label, s in scales.items() if s != scale}

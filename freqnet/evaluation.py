@@ -65,15 +65,16 @@ def standard_datasets(root: str | Path, sets: Sequence[str], scale: int) -> list
     return datasets
 
 
-def load_runner(model: str, tile: int | str | None = "auto"):
-    """An `.onnx` file runs in ONNX Runtime; anything else is one of ours (shipped name, weights, run folder)."""
+def load_runner(model: str, tile: int | str | None = "auto", ensemble: bool = False):
+    """An `.onnx` file runs in ONNX Runtime as exported; anything else is one of ours (shipped name, weights, run
+    folder), with the 8-fold self-ensemble when asked."""
     if str(model).lower().endswith(".onnx"):
         from .onnx_model import OnnxModel
 
         return OnnxModel(model)
     from .inference import Upscaler
 
-    return Upscaler(model, tile)
+    return Upscaler(model, tile, ensemble=ensemble)
 
 
 def model_label(model: str) -> str:

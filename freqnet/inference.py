@@ -168,6 +168,19 @@ def tiled_forward(model: torch.nn.Module, x: torch.Tensor, tile: int, overlap: i
 PNG_ROWS = 128  # rows quantised and compressed at a time when streaming a PNG
 
 
+def self_ensemble(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The mean of `forward` over the input's 8 flips and quarter turns, each output turned back (EDSR's "+",
+    BasicSR's self-ensemble): 8 forwards for typically +0.05-0.15 dB. Exact for an equivariant map (bicubic)."""
+    total = None
+    for turns in range(4):
+        for mirror in (False, True):
+            t = torch.rot90(x, turns, (2, 3))
+            y = forward(t.flip(3) if mirror else t)
+            y = torch.rot90(y.flip(3) if mirror else y, -turns, (2, 3)).float()
+            total = y if total is None else total + y
+    return total / 8
+
+
 class NonFiniteOutput(ValueError):
     """A model's output had NaN/Inf: writing it would give a black or garbage image with a success status."""
 
@@ -176,8 +189,10 @@ class Upscaler:
     """A loaded model plus how to run it; `run` maps float32 (H, W, C) pixels to the upscaled pixels."""
 
     def __init__(self, model="default", tile: int | str | None = "auto", tile_overlap: int = 32,
-                 precision: str = "fp32", device: str = "auto", compile: bool = False, detail: float = 1.0) -> None:
+                 precision: str = "fp32", device: str = "auto", compile: bool = False, detail: float = 1.0,
+                 ensemble: bool = False) -> None:
         self.device = pick_device(device)
+        self.ensemble = ensemble
         self.name = getattr(model, "name", None) or (type(model).__name__ if isinstance(model, torch.nn.Module) else str(model))
         self.model = resolve_model(model).to(self.device)
         if detail != 1.0:  # on a copy: the caller's module keeps its own gain
@@ -204,6 +219,11 @@ class Upscaler:
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """One forward at the chosen precision (autocast entered per call: bands are generators, and an autocast
         held open across their yields would leak into the caller)."""
+        if self.ensemble:
+            return self_ensemble(self.infer_once, x)
+        return self.infer_once(x)
+
+    def infer_once(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             out = self.forward(x)
         return out.clone() if self.cuda_graphs else out  # the next replay reuses a graph's output memory

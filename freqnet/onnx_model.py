@@ -24,6 +24,9 @@ class OnnxModel:
         if not self.path.is_file():
             raise FileNotFoundError(f"no ONNX file {self.path}")
         options = onnxruntime.SessionOptions()
+        # ORT's intra-op threads spin-wait after each run by default; on a 2-core laptop they then steal the cores
+        # from whatever runs next (the next tile's numpy work, or PyTorch timed beside it in standard.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

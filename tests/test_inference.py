@@ -11,7 +11,7 @@ from PIL import Image
 import freqnet
 from freqnet.cli import main
 from freqnet.data import LoadedImage, read_image, write_image
-from freqnet.inference import Upscaler, tiled_forward, upscale
+from freqnet.inference import Upscaler, self_ensemble, tiled_forward, upscale
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,20 @@ def test_tiled_equals_untiled_three_tiles_wide(model_file):
     print(f"tiled vs untiled: {psnr:.1f} dB, largest pixel difference {largest:.5f}")
     assert psnr >= 50.0
     assert largest < 0.05
+
+
+def test_self_ensemble_is_equivariant_and_exact_for_an_equivariant_map(model_file):
+    x = torch.from_numpy(photo(18, 26).copy()).permute(2, 0, 1)[None].float() / 255
+    bicubic = lambda t: torch.nn.functional.interpolate(t, scale_factor=2, mode="bicubic", align_corners=False)
+    assert torch.allclose(self_ensemble(bicubic, x), bicubic(x), atol=1e-6)  # bicubic commutes with flips and turns
+    model = freqnet.load_model(model_file).eval()
+    with torch.no_grad():
+        plain, mean = model(x), self_ensemble(model, x)
+        turned = self_ensemble(model, torch.rot90(x, 1, (2, 3)))
+    assert (plain - mean).abs().max() > 1e-3, "the perturbed model is not equivariant: the mean must differ"
+    assert torch.allclose(turned, torch.rot90(mean, 1, (2, 3)), atol=1e-5), "each output must be turned back"
+    tiled = Upscaler(str(model_file), tile=32, ensemble=True).run(photo(40, 70).astype(np.float32) / 255)
+    assert tiled.shape == (80, 140, 3)
 
 
 def test_api_keeps_types_alpha_and_grey(model_file):
