@@ -7,10 +7,10 @@
 #   bash benchmarks/gpu_session.sh stage ../shared/benchmarks runs/x4 runs/x2 runs/x3 runs/real_x4   # here, first
 #   OUT=/tmp/gpu_out INPUTS=gpu_inputs bash benchmarks/gpu_session.sh                              # on the lease
 #
-# INPUTS (made here by `stage`) holds what the lease machine cannot reach: Set5/ (HR and LR_bicubic/X{2,3,4}) and
+# INPUTS (made here by `stage`) holds what the lease machine cannot reach: Set5/ (HR and LR_bicubic/X{2,3,4}),
 # init/{x4,x2,x3,real-x4}.safetensors (the newest EMA weights of the runs behind the shipped models, cast to fp16 to
-# fit the 64 MiB a lease carries; model.init casts them back). The lease carries INPUTS, data/photos/train_sub and
-# data/photos/val_hr (scripts/prepare_offline_photos.py). After the lease, unpack the archives in the repository root
+# fit the 64 MiB a lease carries; model.init casts them back) and train_hr/ (PHOTOS as lossless WebP; the session
+# cuts them into 256² sub-images). The lease carries INPUTS and data/photos/val_hr (scripts/prepare_offline_photos.py). After the lease, unpack the archives in the repository root
 # (`tar -xzf x4.tgz` gives runs/gpu/x4): `--resume auto` with runs/gpu/x4/config.yaml continues a run the deadline
 # stopped; to finish on CPU instead, anneal from its EMA weights (model.init, low learning rate; docs/models.md).
 #
@@ -21,11 +21,22 @@
 # not finish inside its 70 s.
 set -u
 INPUTS=${INPUTS:-gpu_inputs}
+PHOTOS=${PHOTOS:-data/photos/train_hr}  # scripts/prepare_offline_photos.py
 PYTHON=${PYTHON:-python3}
 
 if [ "${1:-}" = stage ]; then  # here, before the lease: stage BENCHMARKS RUN_X4 RUN_X2 RUN_X3 RUN_REAL_X4
   bench=$2; shift 2
   mkdir -p "$INPUTS/init" && cp -r "$bench/Set5" "$INPUTS/" || exit
+  # The whole training photos as lossless WebP (29 MP: 31 MB, where their PNG sub-images take 63 MB)
+  $PYTHON - "$PHOTOS" "$INPUTS/train_hr" <<'EOF' || exit
+import sys
+from pathlib import Path
+from PIL import Image
+out = Path(sys.argv[2])
+out.mkdir(exist_ok=True)
+for path in sorted(Path(sys.argv[1]).glob("*.png")):
+    Image.open(path).save(out / f"{path.stem}.webp", lossless=True, quality=100, method=4)
+EOF
   for name in x4 x2 x3 real-x4; do
     $PYTHON - "$1" "$INPUTS/init/$name.safetensors" <<'EOF' || exit
 import sys
@@ -52,9 +63,14 @@ LOGS=$RUNS/logs
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$LOGS/nvidia-smi.txt" 2>&1
 $PYTHON -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" >> "$LOGS/nvidia-smi.txt" 2>&1
+TRAIN=$RUNS/train_sub  # cut from the staged photos while the checks run (CPU beside GPU)
+$PYTHON -c "import sys; from freqnet.data import extract_subimages; print(len(extract_subimages(*sys.argv[1:], 256, 192)), 'crops')" \
+  "$INPUTS/train_hr" "$TRAIN" > "$LOGS/extract.log" 2>&1 &
+extract=$!
 timeout "$CHECKS_S" $PYTHON benchmarks/gpu_checks.py --sections train --presets small tiny base \
   --steps 10 --out "$LOGS/gpu_checks.md" > "$LOGS/gpu_checks.log" 2>&1
 echo "checks: exit $? at ${SECONDS}s"
+wait $extract; echo "training photos: $(cat "$LOGS/extract.log" | tail -n 1) at ${SECONDS}s"
 
 # name, config, init weights, iterations, batch, HR patch, Set5 LR folder ('' keeps the config's validation).
 # Iterations are ~0.9 x what each job reached per second of the last lease x TRAIN_S, so the cosine schedule
@@ -71,7 +87,7 @@ for job in "${JOBS[@]}"; do
   [ -n "$7" ] && val=(--set data.val.hr="$INPUTS/Set5/HR" --set data.val.lr="$INPUTS/Set5/LR_bicubic/$7")
   timeout -s TERM -k 30 "$TRAIN_S" $PYTHON -m freqnet train "configs/$2.yaml" --out "$RUNS/$1" \
     --set model.init="$INPUTS/init/$3.safetensors" --set iterations="$4" --set data.train.batch_size="$5" \
-    --set data.train.patch_size="$6" --set data.train.workers=3 --set data.val.every=250 \
+    --set data.train.patch_size="$6" --set data.train.hr="$TRAIN" --set data.train.workers=3 --set data.val.every=250 \
     --set optim.lr=4.0e-4 --set optim.warmup=100 --set ema.start=100 --set ema.decay=0.998 --set checkpoint.every=500 \
     --set log.progress=false "${val[@]}" > "$LOGS/train_$1.log" 2>&1 &
 done

@@ -5,9 +5,12 @@ Sources (none are the published SR benchmarks; see docs/models.md):
 - Debian `mate-backgrounds`: 12 nature photos (JPEG, 1280-2560 px), down-scaled >= 2x with MATLAB bicubic so
   JPEG artefacts vanish from the ground truth;
 - Debian `libjxl-testdata`: the lossless flower photo (2268x1512), hdr_room, and three lossless 500x500 photos;
+- Debian `lomiri-wallpapers-16.04` / `-20.04` (Ubuntu community photo contests): the 15 photographs among them
+  (JPEG, 1365-6028 px; the four renders are left out), down-scaled >= 2x like the mate photos;
 - T91, the classic 91-image SR training set (`--t91 FOLDER`; this project's machines have it in ../shared/train).
 
-    apt-get install mate-backgrounds libjxl-testdata && pip install scikit-image
+    apt-get install mate-backgrounds libjxl-testdata lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
+    pip install scikit-image
     python scripts/prepare_offline_photos.py --out data/photos --t91 ../shared/train/T91
 
 writes data/photos/train_hr (whole images; each large photo also at 0.6x, a second scale of texture as the
@@ -31,8 +34,21 @@ from freqnet.data import LoadedImage, extract_subimages, imresize, read_rgb, wri
 MATE = Path("/usr/share/backgrounds/mate/nature")
 JXL = Path("/usr/share/libjxl-testdata")
 T91_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "train" / "T91"
+LOMIRI = Path("/usr/share/backgrounds")
 LICENCES = {"skimage": "CC0 (scikit-image data)", "mate": "GPL-2+ (Debian mate-backgrounds)",
             "jxl": "CC0 / Apache-2.0 (Debian libjxl-testdata)", "t91": "research use (Yang et al. 2010: the T91 set)"}
+# The photographs of lomiri-wallpapers-16.04/-20.04 and each one's licence (debian/copyright); the packages'
+# other images (Fossa, Infinite-Sea, Painting-Colors, umang) are renders and stay out.
+LOMIRI_PHOTOS = {
+    "Bridge_by_Sander_Klootwijk": "CC-BY-SA-4.0", "Dragonfly_by_Bolly": "CC-BY-SA-4.0",
+    "Kleiber_by_Lukas_Baubkus": "CC-BY-SA-3.0", "Picture_0B_by_freespace": "CC-BY-4.0",
+    "Picture_1A_by_freespace": "CC-BY-4.0", "Wine_by_Jakkub_Mede": "CC-BY-4.0",
+    "aitzgorri_by_Aitzol_Berasategi": "CC-BY-4.0", "analogpattern_by_Peter_Nerlich": "CC-BY-SA-4.0",
+    "free_by_Peter_Nerlich": "CC-BY-SA-4.0", "friends_by_Aitzol_Berasategi": "CC-BY-4.0",
+    "greentock_by_Peter_Nerlich": "CC-BY-SA-4.0", "life_by_Aitzol_Berasategi": "CC-BY-4.0",
+    "picosdeeuropa_by_Aitzol_Berasategi": "CC-BY-4.0", "seeding_by_Clements_Engelhardt": "CC0-1.0",
+    "sunset_by_Aitzol_Berasategi": "CC-BY-4.0",
+}
 SECOND_SCALE = 0.6  # large photos are also stored at this size: more texture scales from the same few photos
 HELD_OUT = {"mate_Storm", "mate_LadyBird", "jxl_u76c0g_bliznaca", "jxl_cvo9xd_keong_macan"}
 
@@ -70,6 +86,11 @@ def collect(max_side: int) -> dict[str, np.ndarray]:
             photos[f"mate_{path.stem}"] = shrink(read_rgb(path), 2.0, max_side)
     else:
         print(f"{MATE} missing: apt-get install mate-backgrounds")
+    missing = [stem for stem in LOMIRI_PHOTOS if not (LOMIRI / f"{stem}.jpg").is_file()]
+    if missing:
+        print(f"{len(missing)} lomiri photos missing: apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04")
+    for stem in sorted(set(LOMIRI_PHOTOS) - set(missing)):
+        photos[f"lomiri_{stem}"] = shrink(read_rgb(LOMIRI / f"{stem}.jpg"), 2.0, max_side)
     lossless = [JXL / "jxl/flower/flower.png", JXL / "jxl/hdr_room.png",
                 *sorted((JXL / "external/wesaturate/500px").glob("*_srgb8.png"))]
     for path in lossless:
@@ -104,8 +125,9 @@ def main() -> None:
             held_out = name in HELD_OUT
             write_image((val_dir if held_out else train_dir) / f"{name}.png", LoadedImage(image))
             source = name.split("_")[0]
-            manifest.writerow([name, "val" if held_out else "train", source, LICENCES[source], image.shape[1],
-                               image.shape[0]])
+            licence = (f"{LOMIRI_PHOTOS[name[len('lomiri_'):].removesuffix(f'_x{SECOND_SCALE}')]} (Debian "
+                       "lomiri-wallpapers)") if source == "lomiri" else LICENCES[source]
+            manifest.writerow([name, "val" if held_out else "train", source, licence, image.shape[1], image.shape[0]])
     crops = extract_subimages(train_dir, args.out / "train_sub", args.crop, args.step)
     pixels = sum(math.prod(img.shape[:2]) for n, img in photos.items() if n not in HELD_OUT)
     print(f"{len(photos) - len(HELD_OUT & set(photos))} training images ({pixels / 1e6:.1f} MP) -> {len(crops)} crops "
