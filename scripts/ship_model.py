@@ -12,10 +12,12 @@ given, for a model already shipped).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -34,6 +36,16 @@ from freqnet.training.logger import wall_seconds  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CARDS = ROOT / "docs" / "models.md"
 CARD_ANCHORS = ("IMDN", "CARN-M")  # the published networks each card stands beside, where their file exists
+
+
+def data_sources(train_folder: str) -> str:
+    """Training images per source, from the manifest the preparation script wrote beside the folder."""
+    manifest = Path(train_folder).parent / "manifest.csv"
+    if not manifest.is_file():
+        return "sources in its manifest.csv"
+    with open(manifest, newline="") as f:
+        counts = Counter(row["source"] for row in csv.DictReader(f) if row["split"] == "train")
+    return "training images by source: " + ", ".join(f"{source} {n}" for source, n in counts.most_common())
 
 
 def gains(rows: list, baseline: str) -> str:
@@ -157,9 +169,9 @@ def ship_run(args) -> str:
         "",
         f"- File: `freqnet/weights/{args.name}.safetensors` (fused, {target.stat().st_size / 1e6:.1f} MB, "
         f"{count_parameters(model) / 1e6:.3f} M parameters).",
-        f"- Data: `{config['data']['train']['hr']}` (`scripts/prepare_offline_photos.py`: T91, scikit-image CC0 "
-        f"photos, Debian mate-backgrounds down-scaled ≥ 2×, libjxl-testdata lossless photos; docs/data.md), 256² "
-        f"sub-images; LR by the `{config['data']['train']['recipe']}` recipe. Not DIV2K/DF2K.",
+        f"- Data: `{config['data']['train']['hr']}` (`scripts/prepare_offline_photos.py`; "
+        f"{data_sources(config['data']['train']['hr'])}; docs/data.md), 256² sub-images; LR by the "
+        f"`{config['data']['train']['recipe']}` recipe. Not DIV2K/DF2K.",
         f"- Training: `{config['name']}` config (`configs/{config['name']}.yaml`), {iteration} iterations, batch "
         f"{config['data']['train']['batch_size']}, HR patch {config['data']['train']['patch_size']}, "
         f"EMA weights; wall time {wall_seconds(args.run) / 60:.0f} min on {args.machine}.",
