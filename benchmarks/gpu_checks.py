@@ -133,10 +133,12 @@ def train_speed(lines: list[str], steps: int) -> None:
             if DEVICE.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             config = speed_config(preset, batch, patch, steps + 3, precision=precision)
-            cells.append(training_rate(config, steps, warmup=3, synchronize=synchronize).it_per_s)
+            rate = training_rate(config, steps, warmup=3, synchronize=synchronize)
+            cells.append(rate.it_per_s)
             peak = torch.cuda.max_memory_allocated() / 2**30 if DEVICE.type == "cuda" else 0.0
+            # each cell as soon as it is measured: a deadline that stops the section keeps what it has
+            print(f"{preset} {precision}: {rate.it_per_s:.2f} it/s, first step {rate.first_step_s:.1f} s", flush=True)
         lines.append(f"| {preset} | {batch} × {patch} | {cells[0]:.1f} | {cells[1]:.1f} | {peak:.2f} GiB |")
-        print(lines[-1], flush=True)  # a deadline that stops the section keeps the rows measured so far
     lines.append("")
 
 
