@@ -133,21 +133,26 @@ def openmodeldb_record(name: str, model, config: dict, iterations: int) -> dict:
     }
 
 
-def save_shipped(model, name: str, config: dict, iteration: int) -> Path:
+def save_shipped(model, name: str, config: dict, iteration: int, history: str = "") -> Path:
+    """The fused weights with their card fields; `history` (the --note) says how earlier stages led to this run,
+    which the run's own config cannot (benchmarks/standard.py quotes it)."""
     target = ROOT / "freqnet" / "weights" / f"{name}.safetensors"
     record = openmodeldb_record(name, model, config, iteration)
     freqnet.save_model(model, target, extra={"name": name, "trained_iterations": str(iteration),
                                              "training_config": yaml.safe_dump(config),
-                                             "openmodeldb": json.dumps(record)})
+                                             "openmodeldb": json.dumps(record),
+                                             **({"training_history": history} if history else {})})
     return target
 
 
-def refresh_header(name: str) -> None:
-    """Rewrite a shipped file's header and description tensor in the current format; weights untouched."""
+def refresh_header(name: str, history: str = "") -> None:
+    """Rewrite a shipped file's header and description tensor in the current format (and its history, when
+    given); weights untouched."""
     path = locate(name)
     metadata = read_metadata(path)
     model = freqnet.load_model(path)
-    save_shipped(model, name, yaml.safe_load(metadata["training_config"]), int(metadata["trained_iterations"]))
+    save_shipped(model, name, yaml.safe_load(metadata["training_config"]), int(metadata["trained_iterations"]),
+                 history or metadata.get("training_history", ""))
 
 
 def ship_run(args) -> str:
@@ -157,7 +162,7 @@ def ship_run(args) -> str:
     source = args.weights or locate(args.run)  # else the newest intact EMA weights
     iteration = int(read_metadata(source)["iteration"])
     model = freqnet.fuse(freqnet.load_model(source))
-    target = save_shipped(model, args.name, config, iteration)
+    target = save_shipped(model, args.name, config, iteration, args.note)
     scale = model.config.scale
     start = time.perf_counter()
     rows = evaluate(Upscaler(model, tile="auto"), [Dataset("held-out", args.val, recipe=r) for r in args.recipe], scale)
@@ -201,14 +206,16 @@ def main() -> None:
     parser.add_argument("--anchors", type=Path, default=None, help="anchor ONNX folder (../shared/anchors)")
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14", "BSD100", "Urban100"],
                         help="standard sets of the benchmark block (Set5 is what the tests check)")
-    parser.add_argument("--note", default="", help="an extra line for the card (e.g. how a run was continued)")
+    parser.add_argument("--note", default="", help="an extra line for the card, also stored in the weights as their "
+                        "training history (how earlier stages led to this run)")
     parser.add_argument("--refresh-header", action="store_true",
-                        help="only rewrite the shipped file's header (OpenModelDB fields, description tensor)")
+                        help="only rewrite the shipped file's header (OpenModelDB fields, description tensor; "
+                        "with --note, the training history)")
     parser.add_argument("--machine", default="2-core AMD EPYC VM (the project's CI machine class), CPU only, fp32")
     args = parser.parse_args()
 
     if args.refresh_header:
-        refresh_header(args.name)
+        refresh_header(args.name, args.note)
         return
     text = CARDS.read_text() if CARDS.is_file() else "# Shipped models\n\n"
     if args.run:
