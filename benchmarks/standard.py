@@ -115,7 +115,7 @@ def main() -> None:
                     f"patch {train.get('patch_size', '?')}, on `{train.get('hr', '?')}` (docs/data.md)")
             history = meta.get("training_history")
             lines.append(f"- `{name}`: {history} The last stage: {last}." if history else f"- `{name}`: {last}.")
-    lines += ["", "That is about 1 % of DIV2K's pixels and well under 1 % of the anchors' gradient steps, each "
+    lines += ["", "That is about 0.5 % of DIV2K's pixels and well under 1 % of the anchors' gradient steps, each "
               "on a smaller batch: data and compute, not the measurement, make the gap (the pipeline reproduces "
               "the published bicubic and IMDN numbers to 0.01 dB). The learning curves in docs/models.md say how "
               "much more iterations would still give."]
