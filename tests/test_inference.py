@@ -135,6 +135,8 @@ def test_eval_command_tables_and_csv(model_file, tmp_path, capsys):
     assert [r["image"] for r in rows] == ["img0.png", "img1.png"]
     assert rows[0]["label"].startswith("denoise/sigma")
     assert float(rows[0][f"{model_file.stem}_psnr"]) > 10
+    assert main(["eval", "--model", str(model_file), "--hr", str(hr), "--recipe", "bicubic", "--ensemble"]) == 0
+    assert f"{model_file.stem}+ psnr" in capsys.readouterr().out  # the papers' name for a self-ensemble row
 
 
 def test_exif_orientation_and_icc_profile_are_respected(model_file, tmp_path):
