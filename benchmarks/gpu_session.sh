@@ -57,20 +57,26 @@ OUT=${OUT:?set OUT to a folder for the results}
 CHECKS_S=${CHECKS_S:-50}     # deadline of the GPU checks
 TRAIN_S=${TRAIN_S:-460}      # deadline of the training phase (SIGTERM: the trainer saves and stops)
 RUNS=${RUNS:-runs/gpu}       # a new folder per lease (runs/gpu2, ...): the runs restart their iteration count
+# A second round on a machine still warm (no start-up to pay): AGAIN_FROM=<the first round's RUNS> starts each job
+# from that round's newest EMA weights, skips the checks, reuses its sub-images, and scales the schedules to TRAIN_S.
+AGAIN_FROM=${AGAIN_FROM:-}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
 mkdir -p "$OUT" "$RUNS/logs"
 LOGS=$RUNS/logs
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$LOGS/nvidia-smi.txt" 2>&1
 $PYTHON -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" >> "$LOGS/nvidia-smi.txt" 2>&1
-TRAIN=$RUNS/train_sub  # cut from the staged photos while the checks run (CPU beside GPU)
-$PYTHON -c "import sys; from freqnet.data import extract_subimages; print(len(extract_subimages(*sys.argv[1:], 256, 192)), 'crops')" \
-  "$INPUTS/train_hr" "$TRAIN" > "$LOGS/extract.log" 2>&1 &
-extract=$!
-timeout "$CHECKS_S" $PYTHON benchmarks/gpu_checks.py --sections train --presets small tiny base \
-  --steps 10 --out "$LOGS/gpu_checks.md" > "$LOGS/gpu_checks.log" 2>&1
-echo "checks: exit $? at ${SECONDS}s"
-wait $extract; echo "training photos: $(cat "$LOGS/extract.log" | tail -n 1) at ${SECONDS}s"
+newest_ema() { ls "$1"/checkpoints/iter_*_ema.safetensors 2>/dev/null | tail -n 1; }
+TRAIN=${AGAIN_FROM:-$RUNS}/train_sub  # cut from the staged photos while the checks run (CPU beside GPU)
+if [ -z "$AGAIN_FROM" ]; then
+  $PYTHON -c "import sys; from freqnet.data import extract_subimages; print(len(extract_subimages(*sys.argv[1:], 256, 192)), 'crops')" \
+    "$INPUTS/train_hr" "$TRAIN" > "$LOGS/extract.log" 2>&1 &
+  extract=$!
+  timeout "$CHECKS_S" $PYTHON benchmarks/gpu_checks.py --sections train --presets small tiny base \
+    --steps 10 --out "$LOGS/gpu_checks.md" > "$LOGS/gpu_checks.log" 2>&1
+  echo "checks: exit $? at ${SECONDS}s"
+  wait $extract; echo "training photos: $(cat "$LOGS/extract.log" | tail -n 1) at ${SECONDS}s"
+fi
 
 # name, config, init weights, iterations, batch, HR patch, Set5 LR folder ('' keeps the config's validation).
 # Iterations are ~0.9 x what each job reached per second of the last lease x TRAIN_S, so the cosine schedule
@@ -83,10 +89,12 @@ JOBS=(
 )
 for job in "${JOBS[@]}"; do
   eval set -- $job
+  init=$INPUTS/init/$3.safetensors iterations=$4
+  [ -n "$AGAIN_FROM" ] && init=$(newest_ema "$AGAIN_FROM/$1") iterations=$(( $4 * TRAIN_S / 460 ))
   val=()
   [ -n "$7" ] && val=(--set data.val.hr="$INPUTS/Set5/HR" --set data.val.lr="$INPUTS/Set5/LR_bicubic/$7")
   timeout -s TERM -k 30 "$TRAIN_S" $PYTHON -m freqnet train "configs/$2.yaml" --out "$RUNS/$1" \
-    --set model.init="$INPUTS/init/$3.safetensors" --set iterations="$4" --set data.train.batch_size="$5" \
+    --set model.init="$init" --set iterations="$iterations" --set data.train.batch_size="$5" \
     --set data.train.patch_size="$6" --set data.train.hr="$TRAIN" --set data.train.workers=3 --set data.val.every=250 \
     --set optim.lr=4.0e-4 --set optim.warmup=100 --set ema.start=100 --set ema.decay=0.998 --set checkpoint.every=500 \
     --set log.progress=false "${val[@]}" > "$LOGS/train_$1.log" 2>&1 &
@@ -95,7 +103,6 @@ wait
 echo "training: done at ${SECONDS}s"
 nvidia-smi > "$LOGS/nvidia-smi-end.txt" 2>&1
 
-newest_ema() { ls "$1"/checkpoints/iter_*_ema.safetensors 2>/dev/null | tail -n 1; }
 pack() { local name=$1; shift; tar -czf "$OUT/$name" "$@" 2>/dev/null; echo "$name: $(du -h "$OUT/$name" | cut -f1)"; }
 pack logs.tgz "$LOGS"
 for job in "${JOBS[@]}"; do
