@@ -232,6 +232,8 @@ def encode_image(path: Path, image: LoadedImage, suffix: str) -> None:
     options = {"icc_profile": image.icc_profile} if image.icc_profile and suffix in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff") else {}
     if suffix in (".jpg", ".jpeg"):
         options["quality"] = 95
+    elif suffix == ".webp":  # Pillow's default is lossy (quality 80): an upscaler's output keeps every pixel
+        options["lossless"] = True
     pil.save(path, format=Image.registered_extensions()[suffix], **options)
 
 
