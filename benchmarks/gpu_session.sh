@@ -54,8 +54,8 @@ EOF
 fi
 
 OUT=${OUT:?set OUT to a folder for the results}
-CHECKS_S=${CHECKS_S:-50}     # deadline of the GPU checks
-TRAIN_S=${TRAIN_S:-460}      # deadline of the training phase (SIGTERM: the trainer saves and stops)
+CHECKS_S=${CHECKS_S:-90}     # deadline of the GPU checks (two leases gave 50-70 s and got no complete row)
+TRAIN_S=${TRAIN_S:-420}      # deadline of the training phase (SIGTERM: the trainer saves and stops)
 RUNS=${RUNS:-runs/gpu}       # a new folder per lease (runs/gpu2, ...): the runs restart their iteration count
 # A second round on a machine still warm (no start-up to pay): AGAIN_FROM=<the first round's RUNS> starts each job
 # from that round's newest EMA weights, skips the checks, reuses its sub-images, and scales the schedules to TRAIN_S.
@@ -72,15 +72,15 @@ if [ -z "$AGAIN_FROM" ]; then
   $PYTHON -c "import sys; from freqnet.data import extract_subimages; print(len(extract_subimages(*sys.argv[1:], 256, 192)), 'crops')" \
     "$INPUTS/train_hr" "$TRAIN" > "$LOGS/extract.log" 2>&1 &
   extract=$!
-  timeout "$CHECKS_S" $PYTHON benchmarks/gpu_checks.py --sections train --presets small tiny base \
+  timeout "$CHECKS_S" $PYTHON benchmarks/gpu_checks.py --sections train --presets small tiny \
     --steps 10 --out "$LOGS/gpu_checks.md" > "$LOGS/gpu_checks.log" 2>&1
   echo "checks: exit $? at ${SECONDS}s"
   wait $extract; echo "training photos: $(cat "$LOGS/extract.log" | tail -n 1) at ${SECONDS}s"
 fi
 
 # name, config, init weights, iterations, batch, HR patch, Set5 LR folder ('' keeps the config's validation).
-# Iterations are ~0.9 x what each job reached per second of the last lease x TRAIN_S, so the cosine schedule
-# ends (annealed) before the deadline.
+# Iterations are ~0.9 x what each job reached per second of the last lease x 460 s, scaled to TRAIN_S, so each
+# cosine schedule ends (annealed) before the deadline.
 JOBS=(
   "x4 photos_x4 x4 1500 64 128 X4"
   "x2 photos_x2 x2 1450 32 128 X2"
@@ -89,8 +89,8 @@ JOBS=(
 )
 for job in "${JOBS[@]}"; do
   eval set -- $job
-  init=$INPUTS/init/$3.safetensors iterations=$4
-  [ -n "$AGAIN_FROM" ] && init=$(newest_ema "$AGAIN_FROM/$1") iterations=$(( $4 * TRAIN_S / 460 ))
+  init=$INPUTS/init/$3.safetensors iterations=$(( $4 * TRAIN_S / 460 ))
+  [ -n "$AGAIN_FROM" ] && init=$(newest_ema "$AGAIN_FROM/$1")
   val=()
   [ -n "$7" ] && val=(--set data.val.hr="$INPUTS/Set5/HR" --set data.val.lr="$INPUTS/Set5/LR_bicubic/$7")
   timeout -s TERM -k 30 "$TRAIN_S" $PYTHON -m freqnet train "configs/$2.yaml" --out "$RUNS/$1" \
