@@ -12,6 +12,13 @@ def test_info_reports_parameters_and_macs(capsys):
     assert "SelectiveMoEFFN" in out
 
 
+def test_info_of_a_shipped_model_shows_its_card_and_training_history(capsys):
+    assert main(["info", "x4"]) == 0
+    out = capsys.readouterr().out
+    assert "scale: 4" in out and "trainingIterations:" in out
+    assert "trainingHistory:" in out and "H200" in out  # its earlier stages, not only the last one
+
+
 def test_info_override_error_is_reported(capsys):
     assert main(["info", "--preset", "tiny", "--set", "splitter=wavelet"]) == 2
     assert "ModelConfig.splitter='wavelet'" in capsys.readouterr().err
