@@ -46,7 +46,8 @@ def card_fields(metadata: dict[str, str]) -> str:
     record = json.loads(metadata.get("openmodeldb", "{}"))
     if not record:
         return f"name: {metadata.get('name', '(unnamed)')} (no card fields in this file)"
-    fields = [f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}" for key, value in record.items()]
+    fields = [f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+              for key, value in record.items()]
     if "training_history" in metadata:  # trainingIterations counts only the last stage; this says what came before
         fields.append(f"trainingHistory: {metadata['training_history']}")
     return "\n".join(fields)
