@@ -217,8 +217,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     models: dict[str, object] = {}
     for spec in args.model or ["default"]:
-        label = model_label(spec) + ("+" if args.ensemble and not spec.lower().endswith(".onnx") else "")
         runner = load_runner(spec, parse_tile(args.tile), args.ensemble)
+        label = model_label(spec) + ("+" if getattr(runner, "ensemble", False) else "")  # ONNX files run as exported
         models[label if label not in models else f"{label} ({len(models) + 1})"] = runner
     scales = {label: model.scale for label, model in models.items()}
     scale = args.scale or next(iter(scales.values()))

@@ -217,13 +217,14 @@ class Upscaler:
         return len(rows) * len(cols)
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
-        """One forward at the chosen precision (autocast entered per call: bands are generators, and an autocast
-        held open across their yields would leak into the caller)."""
+        """The model's output for one tile or image: one forward, or the mean of eight with `ensemble`."""
         if self.ensemble:
             return self_ensemble(self.infer_once, x)
         return self.infer_once(x)
 
     def infer_once(self, x: torch.Tensor) -> torch.Tensor:
+        """One forward at the chosen precision (autocast entered per call: bands are generators, and an autocast
+        held open across their yields would leak into the caller)."""
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
             out = self.forward(x)
         return out.clone() if self.cuda_graphs else out  # the next replay reuses a graph's output memory
