@@ -27,6 +27,8 @@ import csv
 import math
 from pathlib import Path
 
+from typing import NamedTuple
+
 import numpy as np
 
 from freqnet.data import LoadedImage, extract_subimages, imresize, read_rgb, write_image
@@ -53,14 +55,22 @@ SECOND_SCALE = 0.6  # large photos are also stored at this size: more texture sc
 HELD_OUT = {"mate_Storm", "mate_LadyBird", "jxl_u76c0g_bliznaca", "jxl_cvo9xd_keong_macan"}
 
 
-def skimage_photos() -> dict[str, np.ndarray]:
+class Photo(NamedTuple):
+    """A stored ground-truth image and the licence the manifest records for it."""
+
+    image: np.ndarray
+    licence: str
+
+
+def skimage_photos() -> dict[str, Photo]:
     try:
         from skimage import data
     except ImportError:
         print("scikit-image not installed: skipping its photos")
         return {}
-    return {"skimage_astronaut": data.astronaut(), "skimage_coffee": data.coffee(), "skimage_chelsea": data.chelsea(),
-            "skimage_rocket": data.rocket(), "skimage_motorcycle": data.stereo_motorcycle()[0]}
+    images = {"astronaut": data.astronaut(), "coffee": data.coffee(), "chelsea": data.chelsea(),
+              "rocket": data.rocket(), "motorcycle": data.stereo_motorcycle()[0]}
+    return {f"skimage_{name}": Photo(img.astype(np.float32) / 255, LICENCES["skimage"]) for name, img in images.items()}
 
 
 def shrink(image: np.ndarray, min_factor: float, max_side: int) -> np.ndarray:
@@ -71,32 +81,33 @@ def shrink(image: np.ndarray, min_factor: float, max_side: int) -> np.ndarray:
     return np.clip(imresize(image, 1 / factor), 0, 1)
 
 
-def t91_photos(folder: Path) -> dict[str, np.ndarray]:
+def t91_photos(folder: Path) -> dict[str, Photo]:
     """T91 as it is: small (about 100-250 px) crops, already free of compression artefacts."""
     if not folder.is_dir():
         print(f"{folder} missing: pass --t91 FOLDER to add the T91 set")
         return {}
-    return {f"t91_{path.stem}": read_rgb(path) for path in sorted(folder.glob("*.png"))}
+    return {f"t91_{path.stem}": Photo(read_rgb(path), LICENCES["t91"]) for path in sorted(folder.glob("*.png"))}
 
 
-def collect(max_side: int) -> dict[str, np.ndarray]:
-    photos = {name: shrink(img.astype(np.float32) / 255, 2.0, max_side) for name, img in skimage_photos().items()}
+def collect(max_side: int) -> dict[str, Photo]:
+    photos = {name: Photo(shrink(photo.image, 2.0, max_side), photo.licence) for name, photo in skimage_photos().items()}
     if MATE.is_dir():
         for path in sorted(MATE.glob("*.jpg")):
-            photos[f"mate_{path.stem}"] = shrink(read_rgb(path), 2.0, max_side)
+            photos[f"mate_{path.stem}"] = Photo(shrink(read_rgb(path), 2.0, max_side), LICENCES["mate"])
     else:
         print(f"{MATE} missing: apt-get install mate-backgrounds")
     missing = [stem for stem in LOMIRI_PHOTOS if not (LOMIRI / f"{stem}.jpg").is_file()]
     if missing:
         print(f"{len(missing)} lomiri photos missing: apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04")
     for stem in sorted(set(LOMIRI_PHOTOS) - set(missing)):
-        photos[f"lomiri_{stem}"] = shrink(read_rgb(LOMIRI / f"{stem}.jpg"), 2.0, max_side)
+        photos[f"lomiri_{stem}"] = Photo(shrink(read_rgb(LOMIRI / f"{stem}.jpg"), 2.0, max_side),
+                                         f"{LOMIRI_PHOTOS[stem]} (Debian lomiri-wallpapers)")
     lossless = [JXL / "jxl/flower/flower.png", JXL / "jxl/hdr_room.png",
                 *sorted((JXL / "external/wesaturate/500px").glob("*_srgb8.png"))]
     for path in lossless:
         if path.is_file():
             name = path.stem.replace("_srgb8", "")
-            photos[f"jxl_{name}"] = shrink(read_rgb(path), 1.0, max_side)
+            photos[f"jxl_{name}"] = Photo(shrink(read_rgb(path), 1.0, max_side), LICENCES["jxl"])
         else:
             print(f"{path} missing: apt-get install libjxl-testdata")
     return photos
@@ -115,21 +126,20 @@ def main() -> None:
     val_dir.mkdir(parents=True, exist_ok=True)
     photos = collect(args.max_side)
     for name in sorted(set(photos) - HELD_OUT):
-        if min(photos[name].shape[:2]) * SECOND_SCALE >= args.crop:
-            photos[f"{name}_x{SECOND_SCALE}"] = np.clip(imresize(photos[name], SECOND_SCALE), 0, 1)
+        image, licence = photos[name]
+        if min(image.shape[:2]) * SECOND_SCALE >= args.crop:
+            photos[f"{name}_x{SECOND_SCALE}"] = Photo(np.clip(imresize(image, SECOND_SCALE), 0, 1), licence)
     photos.update(t91_photos(args.t91))
     with open(args.out / "manifest.csv", "w", newline="") as f:
         manifest = csv.writer(f)
         manifest.writerow(["name", "split", "source", "licence", "width", "height"])
-        for name, image in photos.items():
+        for name, (image, licence) in photos.items():
             held_out = name in HELD_OUT
             write_image((val_dir if held_out else train_dir) / f"{name}.png", LoadedImage(image))
-            source = name.split("_")[0]
-            licence = (f"{LOMIRI_PHOTOS[name[len('lomiri_'):].removesuffix(f'_x{SECOND_SCALE}')]} (Debian "
-                       "lomiri-wallpapers)") if source == "lomiri" else LICENCES[source]
-            manifest.writerow([name, "val" if held_out else "train", source, licence, image.shape[1], image.shape[0]])
+            manifest.writerow([name, "val" if held_out else "train", name.split("_")[0], licence,
+                               image.shape[1], image.shape[0]])
     crops = extract_subimages(train_dir, args.out / "train_sub", args.crop, args.step)
-    pixels = sum(math.prod(img.shape[:2]) for n, img in photos.items() if n not in HELD_OUT)
+    pixels = sum(math.prod(photo.image.shape[:2]) for name, photo in photos.items() if name not in HELD_OUT)
     print(f"{len(photos) - len(HELD_OUT & set(photos))} training images ({pixels / 1e6:.1f} MP) -> {len(crops)} crops "
           f"in {args.out / 'train_sub'}; {len(HELD_OUT & set(photos))} held out in {val_dir}; manifest {args.out / 'manifest.csv'}")
 
