@@ -1,8 +1,8 @@
 """`freqnet export`: the fused model as ONNX or TorchScript, checked against PyTorch on a random input.
 
-Before tracing, the FFT splitter switches to its matrix-product form (`torch.fft` has no ONNX export) and window
-attention to its export path (masks for every window from tensor ops, pruning by zeroing), so every config
-exports, with dynamic batch, height and width when asked.
+Before tracing, the FFT splitter switches to its matrix-product form (`torch.fft` has no ONNX export), the large
+kernels from FFT to plain convs, and window attention to its export path (masks for every window from tensor ops,
+pruning by zeroing), so every config exports, with dynamic batch, height and width when asked.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ def export_ready(model: torch.nn.Module, half: bool = False) -> torch.nn.Module:
             module.matrix_dft = True
         if hasattr(module, "export_mode"):
             module.export_mode = True
+        if hasattr(module, "fft_conv"):
+            module.fft_conv = False  # a plain conv: ONNX has no FFT operator
     model = model.to(memory_format=torch.contiguous_format)
     return model.half() if half else model
 

@@ -3,6 +3,7 @@ import torch
 
 import freqnet
 from freqnet.archs.reparam import Conv3XC, PartialLargeKernelConv
+from freqnet.export import export_ready
 from freqnet.info import count_parameters
 
 
@@ -31,6 +32,7 @@ def test_conv3xc_fuses_exactly_including_borders(cin, cout):
 @pytest.mark.parametrize("kernel", [7, 13, 17])
 def test_partial_large_kernel_fuses_to_one_conv(kernel):
     layer = PartialLargeKernelConv(16, kernel, 0.25)
+    layer.fft_conv = False  # the branches against the fused conv itself
     randomise(layer)
     x = torch.randn(1, 16, 20, 23)
     before = layer(x)
@@ -40,6 +42,38 @@ def test_partial_large_kernel_fuses_to_one_conv(kernel):
     assert relative_error(before, after) < 1e-5
     assert torch.equal(after[:, 4:], x[:, 4:]), "channels beyond the ratio pass through untouched"
     assert count_parameters(layer) < params_before
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_fft_large_kernel_equals_the_convolutions_with_gradients(fused):
+    layer = PartialLargeKernelConv(32, 17, 0.25)
+    randomise(layer, 0.05)
+    if fused:
+        layer.fuse_()
+    x = torch.randn(2, 32, 21, 30).to(memory_format=torch.channels_last)  # odd sizes, 21 + 16 is not 5-smooth
+    outputs, grads = [], []
+    for fft in (False, True):
+        layer.fft_conv = fft
+        leaf = x.clone().requires_grad_()
+        out = layer(leaf)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outputs.append(out)
+        grads.append([leaf.grad, *(p.grad.clone() for p in layer.parameters())])
+        layer.zero_grad()
+    assert relative_error(outputs[0], outputs[1]) < 1e-5
+    for conv_grad, fft_grad in zip(*grads):
+        assert relative_error(conv_grad, fft_grad) < 1e-5
+
+
+def test_fft_large_kernel_runs_in_cpu_training_of_large_kernels_only_and_never_in_exports():
+    x = torch.zeros(1, 8, 8, 8)
+    assert PartialLargeKernelConv(8, 17, 0.25).runs_fft(x)
+    assert not PartialLargeKernelConv(8, 13, 0.25).runs_fft(x)
+    with torch.no_grad():
+        assert not PartialLargeKernelConv(8, 17, 0.25).runs_fft(x), "inference keeps the (faster) conv"
+    model = freqnet.build_model("tiny", scale=2, plk_kernel=17)
+    layers = [m for m in export_ready(model).modules() if isinstance(m, PartialLargeKernelConv)]
+    assert layers and not any(layer.runs_fft(x) for layer in layers)
 
 
 @pytest.mark.parametrize("preset", ["tiny", "base"])

@@ -48,11 +48,47 @@ class Conv3XC(nn.Module):
         del self.expand, self.spatial, self.reduce, self.skip
 
 
+def fft_size(n: int) -> int:
+    """The smallest 5-smooth length >= n: the FFT is fast on these, slow on large prime factors."""
+    size = n
+    while True:
+        rest = size
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return size
+        size += 1
+
+
+def fft_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """`F.conv2d(x, weight, bias, padding=k // 2)` for an odd square k, computed by FFT.
+
+    On CPU, oneDNN's backward of a 17x17 conv runs at a few GFLOP/s; the FFT form of the same linear map makes a
+    `base` training step 1.15x faster (docs/benchmarks.md). Its forward is not faster than a channels-last conv,
+    so inference keeps the conv. Zero padding to at least H + k - 1 makes the circular convolution a linear one:
+    the result equals the conv up to float rounding (~1e-7 relative).
+    """
+    k, pad = weight.shape[-1], weight.shape[-1] // 2
+    h, w = x.shape[-2:]
+    size = (fft_size(h + k - 1), fft_size(w + k - 1))
+    spectrum = torch.fft.rfft2(x.float(), s=size)
+    # conv2d correlates; the FFT convolves: flip the kernel, then output pixel (i, j) sits at (i + pad, j + pad).
+    kernel = torch.fft.rfft2(weight.float().flip(-2, -1), s=size)
+    out = spectrum[:, :1] * kernel[:, 0]  # (B, 1) x (C_out) broadcast: one input channel at a time saves memory
+    for channel in range(1, x.shape[1]):
+        out = out + spectrum[:, channel : channel + 1] * kernel[:, channel]
+    out = torch.fft.irfft2(out, s=size)[..., pad : pad + h, pad : pad + w]
+    return (out + bias.float().view(1, -1, 1, 1)).to(x.dtype)
+
+
 class PartialLargeKernelConv(nn.Module):
     """PLKSR's partial large kernel: a dense KxK conv on the first `ratio` of channels, the rest untouched.
 
     Training adds parallel branches on the same channels (a 5x5, a dilated 3x3, identity) that widen the
-    optimisation landscape; they are all linear, so `fuse_` zero-pads each to KxK and sums them into one conv.
+    optimisation landscape; they are all linear, so `merged_kernel` zero-pads each to KxK and sums them into one
+    conv (`fuse_` keeps that conv). Training on CPU runs that merged kernel as an FFT convolution (`fft_conv =
+    None`: CPU, K >= 17, gradients on, outside export and `torch.compile`); the function is the same.
     """
 
     def __init__(self, channels: int, kernel: int, ratio: float, small_kernel: int = 5, dilation: int = 3) -> None:
@@ -66,8 +102,17 @@ class PartialLargeKernelConv(nn.Module):
         self.small = nn.Conv2d(c, c, self.small_kernel, padding=self.small_kernel // 2)
         self.dilated = nn.Conv2d(c, c, 3, padding=self.dilation, dilation=self.dilation)
         self.fused: nn.Conv2d | None = None
+        self.fft_conv: bool | None = None  # None: FFT in CPU training for K >= 17; export sets False
+
+    def runs_fft(self, x: torch.Tensor) -> bool:
+        if self.fft_conv is not None:
+            return self.fft_conv
+        return (x.device.type == "cpu" and self.kernel >= 17 and torch.is_grad_enabled()
+                and not torch.compiler.is_compiling())
 
     def mix(self, x: torch.Tensor) -> torch.Tensor:
+        if self.runs_fft(x):
+            return fft_conv2d(x, *self.merged_kernel())
         if self.fused is not None:
             return self.fused(x)
         return self.large(x) + self.small(x) + self.dilated(x) + x
@@ -76,19 +121,26 @@ class PartialLargeKernelConv(nn.Module):
         head, tail = x[:, : self.conv_channels], x[:, self.conv_channels :]
         return torch.cat([self.mix(head), tail], dim=1)
 
-    @torch.no_grad()
-    def fuse_(self) -> None:
+    def merged_kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight, bias) of the one KxK conv equal to the four branches; differentiable in training."""
+        if self.fused is not None:
+            return self.fused.weight, self.fused.bias
         k, c = self.kernel, self.conv_channels
-        weight = self.large.weight.clone()
         pad = (k - self.small_kernel) // 2
-        weight += F.pad(self.small.weight, (pad, pad, pad, pad))
-        dilated = torch.zeros(c, c, 2 * self.dilation + 1, 2 * self.dilation + 1).to(weight)
+        weight = self.large.weight + F.pad(self.small.weight, (pad, pad, pad, pad))
+        dilated = self.dilated.weight.new_zeros(c, c, 2 * self.dilation + 1, 2 * self.dilation + 1)
         dilated[:, :, :: self.dilation, :: self.dilation] = self.dilated.weight
         pad = (k - dilated.shape[-1]) // 2
-        weight += F.pad(dilated, (pad, pad, pad, pad))
-        weight[torch.arange(c), torch.arange(c), k // 2, k // 2] += 1.0  # identity branch
-        fused = nn.Conv2d(c, c, k, padding=k // 2).to(weight)
+        identity = torch.zeros_like(weight)
+        identity[torch.arange(c), torch.arange(c), k // 2, k // 2] = 1.0
+        weight = weight + F.pad(dilated, (pad, pad, pad, pad)) + identity
+        return weight, self.large.bias + self.small.bias + self.dilated.bias
+
+    @torch.no_grad()
+    def fuse_(self) -> None:
+        weight, bias = self.merged_kernel()
+        fused = nn.Conv2d(self.conv_channels, self.conv_channels, self.kernel, padding=self.kernel // 2).to(weight)
         fused.weight.copy_(weight)
-        fused.bias.copy_(self.large.bias + self.small.bias + self.dilated.bias)
+        fused.bias.copy_(bias)
         self.fused = fused
         del self.large, self.small, self.dilated
