@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 import freqnet
 from freqnet.archs.reparam import Conv3XC, PartialLargeKernelConv
@@ -18,51 +19,68 @@ def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / a.abs().max()).item()
 
 
+def assert_same_function_and_gradients(reference, candidate, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`candidate(x)` equals `reference(x)`, and so do the gradients of the input and of `layer`'s parameters."""
+    outputs, grads = [], []
+    for form in (reference, candidate):
+        leaf = x.clone().requires_grad_()
+        out = form(leaf)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outputs.append(out.detach())
+        grads.append([leaf.grad, *(p.grad.clone() for p in layer.parameters())])
+        layer.zero_grad()
+    assert relative_error(outputs[0], outputs[1]) < 1e-5
+    for reference_grad, candidate_grad in zip(*grads):
+        assert relative_error(reference_grad, candidate_grad) < 1e-5
+    return outputs[0]
+
+
 @pytest.mark.parametrize("cin, cout", [(8, 8), (4, 12)])
-def test_conv3xc_fuses_exactly_including_borders(cin, cout):
+def test_conv3xc_trains_and_fuses_as_its_branches_including_borders(cin, cout):
     layer = Conv3XC(cin, cout)
     randomise(layer)
     x = torch.randn(2, cin, 9, 7)
-    before = layer(x)
+    branches = lambda x: layer.reduce(layer.spatial(layer.expand(F.pad(x, (1, 1, 1, 1))))) + layer.skip(x)  # noqa: E731
+    expected = assert_same_function_and_gradients(branches, layer, layer, x)
     layer.fuse_()
     assert isinstance(layer.fused, torch.nn.Conv2d) and layer.fused.kernel_size == (3, 3)
-    assert relative_error(before, layer(x)) < 1e-5
+    assert relative_error(expected, layer(x)) < 1e-5
 
 
 @pytest.mark.parametrize("kernel", [7, 13, 17])
-def test_partial_large_kernel_fuses_to_one_conv(kernel):
+def test_partial_large_kernel_trains_and_fuses_as_its_branches(kernel):
     layer = PartialLargeKernelConv(16, kernel, 0.25)
-    layer.fft_conv = False  # the branches against the fused conv itself
+    layer.fft_conv = False
     randomise(layer)
     x = torch.randn(1, 16, 20, 23)
-    before = layer(x)
+    c = layer.conv_channels
+
+    def branches(x):
+        head = x[:, :c]
+        return torch.cat([layer.large(head) + layer.small(head) + layer.dilated(head) + head, x[:, c:]], dim=1)
+    expected = assert_same_function_and_gradients(branches, layer, layer, x)
     params_before = count_parameters(layer)
     layer.fuse_()
     after = layer(x)
-    assert relative_error(before, after) < 1e-5
-    assert torch.equal(after[:, 4:], x[:, 4:]), "channels beyond the ratio pass through untouched"
+    assert relative_error(expected, after) < 1e-5
+    assert torch.equal(after[:, c:], x[:, c:]), "channels beyond the ratio pass through untouched"
     assert count_parameters(layer) < params_before
 
 
 @pytest.mark.parametrize("fused", [False, True])
-def test_fft_large_kernel_equals_the_convolutions_with_gradients(fused):
+def test_fft_large_kernel_equals_the_convolution_with_gradients(fused):
     layer = PartialLargeKernelConv(32, 17, 0.25)
     randomise(layer, 0.05)
     if fused:
         layer.fuse_()
     x = torch.randn(2, 32, 21, 30).to(memory_format=torch.channels_last)  # odd sizes, 21 + 16 is not 5-smooth
-    outputs, grads = [], []
-    for fft in (False, True):
-        layer.fft_conv = fft
-        leaf = x.clone().requires_grad_()
-        out = layer(leaf)
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
-        outputs.append(out)
-        grads.append([leaf.grad, *(p.grad.clone() for p in layer.parameters())])
-        layer.zero_grad()
-    assert relative_error(outputs[0], outputs[1]) < 1e-5
-    for conv_grad, fft_grad in zip(*grads):
-        assert relative_error(conv_grad, fft_grad) < 1e-5
+
+    def run(fft: bool):
+        def form(x):
+            layer.fft_conv = fft
+            return layer(x)
+        return form
+    assert_same_function_and_gradients(run(False), run(True), layer, x)
 
 
 def test_fft_large_kernel_runs_in_cpu_training_of_large_kernels_only_and_never_in_exports():

@@ -13,8 +13,11 @@ from torch import nn
 class Conv3XC(nn.Module):
     """SPAN-style 3x3 conv trained as 1x1 expand -> 3x3 -> 1x1 reduce, plus a 1x1 skip.
 
-    The input is zero-padded *before* the expand so the expand's bias also reaches the border taps; this makes
-    the fused 3x3 conv with zero padding exactly equal to the training form, borders included.
+    The branches are linear, so training runs them as the one 3x3 conv they add up to (`merged_kernel`, rebuilt
+    from the branch weights each step; autograd carries the gradient back to every branch): the same function
+    and the same gradients as running the branches, at a quarter of the FLOPs. `fuse_` stores that conv. The
+    input counts as zero-padded *before* the expand, so the expand's bias also reaches the border taps and the
+    zero-padded 3x3 conv equals the branches exactly, borders included.
     """
 
     def __init__(self, in_channels: int, out_channels: int, gain: int = 2) -> None:
@@ -29,18 +32,21 @@ class Conv3XC(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused is not None:
             return self.fused(x)
-        branch = self.reduce(self.spatial(self.expand(F.pad(x, (1, 1, 1, 1)))))
-        return branch + self.skip(x)
+        return F.conv2d(x, *self.merged_kernel(), padding=1)
 
-    @torch.no_grad()
-    def fuse_(self) -> None:
+    def merged_kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight, bias) of the 3x3 conv equal to reduce(spatial(expand(pad(x)))) + skip(x)."""
         expand = self.expand.weight[:, :, 0, 0]  # (gi, i)
         reduce = self.reduce.weight[:, :, 0, 0]  # (o, go)
         spatial = self.spatial.weight  # (go, gi, 3, 3)
         weight = torch.einsum("om,mnhw,ni->oihw", reduce, spatial, expand)
-        weight[:, :, 1, 1] += self.skip.weight[:, :, 0, 0]
+        weight = weight + F.pad(self.skip.weight, (1, 1, 1, 1))
         mid_bias = torch.einsum("mnhw,n->m", spatial, self.expand.bias) + self.spatial.bias
-        bias = reduce @ mid_bias + self.reduce.bias + self.skip.bias
+        return weight, reduce @ mid_bias + self.reduce.bias + self.skip.bias
+
+    @torch.no_grad()
+    def fuse_(self) -> None:
+        weight, bias = self.merged_kernel()
         fused = nn.Conv2d(self.in_channels, self.out_channels, 3, padding=1).to(weight)
         fused.weight.copy_(weight)
         fused.bias.copy_(bias)
@@ -87,8 +93,9 @@ class PartialLargeKernelConv(nn.Module):
 
     Training adds parallel branches on the same channels (a 5x5, a dilated 3x3, identity) that widen the
     optimisation landscape; they are all linear, so `merged_kernel` zero-pads each to KxK and sums them into one
-    conv (`fuse_` keeps that conv). Training on CPU runs that merged kernel as an FFT convolution (`fft_conv =
-    None`: CPU, K >= 17, gradients on, outside export and `torch.compile`); the function is the same.
+    conv, which training runs (same function and gradients as the four branches) and `fuse_` keeps. Training on
+    CPU runs it as an FFT convolution (`fft_conv = None`: CPU, K >= 17, gradients on, outside export and
+    `torch.compile`).
     """
 
     def __init__(self, channels: int, kernel: int, ratio: float, small_kernel: int = 5, dilation: int = 3) -> None:
@@ -115,7 +122,7 @@ class PartialLargeKernelConv(nn.Module):
             return fft_conv2d(x, *self.merged_kernel())
         if self.fused is not None:
             return self.fused(x)
-        return self.large(x) + self.small(x) + self.dilated(x) + x
+        return F.conv2d(x, *self.merged_kernel(), padding=self.kernel // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head, tail = x[:, : self.conv_channels], x[:, self.conv_channels :]
