@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import statistics
@@ -27,10 +28,12 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
 
 
-def in_fresh_process(script: str, *args: str) -> dict:
+def in_fresh_process(script: str, *args: str, checkout: str | Path | None = None) -> dict:
     """Run `python script --child ARGS...` and return the JSON its last output line holds: peak memory, compile
-    caches and thread pools are then that configuration's own."""
-    result = subprocess.run([sys.executable, script, "--child", *args], capture_output=True, text=True)
+    caches and thread pools are then that configuration's own. `checkout`: import freqnet from that source tree
+    (e.g. a `git worktree` of an older commit) to time the code before a change in the same run."""
+    env = {**os.environ, "PYTHONPATH": str(Path(checkout).resolve())} if checkout else None
+    result = subprocess.run([sys.executable, script, "--child", *args], capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{Path(script).name} --child {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

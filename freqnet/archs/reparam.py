@@ -34,8 +34,12 @@ class Conv3XC(nn.Module):
             return self.fused(x)
         return F.conv2d(x, *self.merged_kernel(), padding=1)
 
+    def branches(self, x: torch.Tensor) -> torch.Tensor:
+        """The training form written out (the definition; tests and benchmarks compare `forward` with it)."""
+        return self.reduce(self.spatial(self.expand(F.pad(x, (1, 1, 1, 1))))) + self.skip(x)
+
     def merged_kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(weight, bias) of the 3x3 conv equal to reduce(spatial(expand(pad(x)))) + skip(x)."""
+        """(weight, bias) of the 3x3 conv equal to `branches`."""
         expand = self.expand.weight[:, :, 0, 0]  # (gi, i)
         reduce = self.reduce.weight[:, :, 0, 0]  # (o, go)
         spatial = self.spatial.weight  # (go, gi, 3, 3)
@@ -127,6 +131,11 @@ class PartialLargeKernelConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head, tail = x[:, : self.conv_channels], x[:, self.conv_channels :]
         return torch.cat([self.mix(head), tail], dim=1)
+
+    def branches(self, x: torch.Tensor) -> torch.Tensor:
+        """The training form written out (the definition; tests and benchmarks compare `forward` with it)."""
+        head, tail = x[:, : self.conv_channels], x[:, self.conv_channels :]
+        return torch.cat([self.large(head) + self.small(head) + self.dilated(head) + head, tail], dim=1)
 
     def merged_kernel(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(weight, bias) of the one KxK conv equal to the four branches; differentiable in training."""
