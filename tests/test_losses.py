@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from freqnet.losses import (CharbonnierLoss, FFTLoss, L1Loss, MSSSIMLoss, PerceptualLoss, SSIMLoss,
+from freqnet.losses import (CharbonnierLoss, FFTLoss, L1Loss, MSELoss, MSSSIMLoss, PerceptualLoss, SSIMLoss,
                             discriminator_loss, generator_loss)
 from freqnet.losses.vgg import VGGFeatures, load_vgg_weights, read_numpy_pickle
 
@@ -30,6 +30,11 @@ def test_identical_images_give_zero_loss_and_different_positive(loss, images):
     x, y = images
     assert loss(x, x).item() == pytest.approx(0.0, abs=1e-5)
     assert loss(y, x).item() > 1e-3
+
+
+def test_mse_known_value():
+    out, target = torch.zeros(1, 1, 2, 2), torch.tensor([[[[0.3, -0.4], [0.0, 0.0]]]])
+    assert MSELoss()(out, target).item() == pytest.approx((0.09 + 0.16) / 4, rel=1e-6)
 
 
 def test_charbonnier_known_value():

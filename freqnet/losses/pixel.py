@@ -1,4 +1,4 @@
-"""Pixel-space losses: L1, Charbonnier, SSIM / MS-SSIM (differentiable), and an FFT (frequency) L1."""
+"""Pixel-space losses: L1, MSE, Charbonnier, SSIM / MS-SSIM (differentiable), and an FFT (frequency) L1."""
 
 from __future__ import annotations
 
@@ -10,6 +10,13 @@ from torch import nn
 class L1Loss(nn.Module):
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(output, target)
+
+
+class MSELoss(nn.Module):
+    """Mean squared error: what PSNR measures, so a last low-lr stage on it after L1 buys PSNR (RLFN, RFDN)."""
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(output, target)
 
 
 class CharbonnierLoss(nn.Module):

@@ -62,6 +62,7 @@ class DataSection:
 @dataclass
 class LossWeights:
     l1: float = 1.0
+    mse: float = 0.0
     charbonnier: float = 0.0
     ssim: float = 0.0
     ms_ssim: float = 0.0

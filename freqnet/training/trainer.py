@@ -25,8 +25,8 @@ from ..archs.discriminator import UNetDiscriminatorSN
 from ..archs.layers import DropPath
 from ..archs.network import HybridMoEFreqNet
 from ..data.datasets import HRFolderDataset, PairedFolderDataset, build_validation_set
-from ..losses import (CharbonnierLoss, FFTLoss, L1Loss, MSSSIMLoss, PerceptualLoss, SSIMLoss, discriminator_loss,
-                      generator_loss)
+from ..losses import (CharbonnierLoss, FFTLoss, L1Loss, MSELoss, MSSSIMLoss, PerceptualLoss, SSIMLoss,
+                      discriminator_loss, generator_loss)
 from ..models import load_model, transfer_weights
 from ..run_files import manifests
 from .checkpoint import CheckpointManager
@@ -36,7 +36,8 @@ from .logger import RunLogger
 from .schedule import loss_weights, lr_factor
 
 NO_DECAY_NAMES = ("bias_table", "log_cutoff")
-PIXEL_LOSSES = {"l1": L1Loss, "charbonnier": CharbonnierLoss, "ssim": SSIMLoss, "ms_ssim": MSSSIMLoss, "fft": FFTLoss}
+PIXEL_LOSSES = {"l1": L1Loss, "mse": MSELoss, "charbonnier": CharbonnierLoss, "ssim": SSIMLoss, "ms_ssim": MSSSIMLoss,
+                "fft": FFTLoss}
 
 
 class TrainingStopped(RuntimeError):
