@@ -111,3 +111,25 @@ def test_unpruned_forward_finds_masked_windows_once_per_shape(monkeypatch):
         alone = torch.cat([attention(x[i:i + 1]) for i in range(3)])
     assert torch.equal(first, again)
     torch.testing.assert_close(first, alone)
+
+
+def test_cpu_chunks_of_windows_give_the_unchunked_result(monkeypatch):
+    """On CPU attention runs a chunk of windows at a time (cache-sized logits); the chunks split the sparse
+    border masks, the shifted-window masks and pruning's subsets, and must not change a single value."""
+    from freqnet.archs import window_attention
+
+    torch.manual_seed(0)
+    for prune in (0.0, 0.05):
+        attention = WindowAttention(8, 2, 4, shift=True, prune_threshold=prune)
+        x = torch.randn(3, 8, 37, 29)  # 3 x 80 windows, the border ones masked
+        x[:, :, :12] = 0.1  # flat windows, pruned when pruning is on
+        monkeypatch.setattr(window_attention, "CPU_CHUNK", 10**9)
+        whole = attention(x)
+        (whole * torch.linspace(-1, 1, whole.numel()).view_as(whole)).sum().backward()
+        whole_grad = attention.qkv.weight.grad.clone()
+        attention.zero_grad()
+        monkeypatch.setattr(window_attention, "CPU_CHUNK", 14)  # 7 windows a chunk: chunk edges cut mask runs
+        chunked = attention(x)
+        (chunked * torch.linspace(-1, 1, chunked.numel()).view_as(chunked)).sum().backward()
+        assert torch.equal(whole, chunked)
+        torch.testing.assert_close(whole_grad, attention.qkv.weight.grad)
