@@ -177,7 +177,8 @@ def ship_run(args) -> str:
         f"- Data: `{config['data']['train']['hr']}` (`scripts/prepare_offline_photos.py`; "
         f"{data_sources(config['data']['train']['hr'])}; docs/data.md), 256² sub-images; LR by the "
         f"`{config['data']['train']['recipe']}` recipe. Not DIV2K/DF2K.",
-        f"- Training: `{config['name']}` config (`configs/{config['name']}.yaml`), {iteration} iterations, batch "
+        f"- Training: `{config['name']}` config ({config_source(config['name'], args.run)}), {iteration} "
+        f"iterations, batch "
         f"{config['data']['train']['batch_size']}, HR patch {config['data']['train']['patch_size']}, "
         f"EMA weights; wall time {wall_seconds(args.run) / 60:.0f} min on {args.machine}.",
         *([f"- {args.note}"] if args.note else []),
@@ -190,6 +191,13 @@ def ship_run(args) -> str:
         "<details><summary>per image</summary>", "", markdown(rows), "", "</details>",
         f"<!-- /card:{args.name} -->",
     ])
+
+
+def config_source(name: str, run: Path) -> str:
+    """Where the card's reader finds the config: the shipped one in configs/, else the run's own resolved copy
+    (a fine-tuning stage whose overrides live only there)."""
+    shipped = Path("configs") / f"{name}.yaml"
+    return f"`{shipped}`" if shipped.is_file() else f"`{run / 'config.yaml'}`, not in the repository"
 
 
 def main() -> None:
