@@ -1,6 +1,8 @@
-"""Re-parameterisable convolutions: several linear branches in training, one convolution after `fuse_`.
+"""Re-parameterisable convolutions: parameterised as several linear branches, computed as one convolution.
 
-Each layer keeps its fusion beside its forward, so the proof of equivalence is read in one place.
+Training keeps the branches' weights (their over-parameterisation is what helps optimisation) but runs the
+kernel they add up to; `fuse_` stores that kernel for deployment. Each layer keeps its `branches` (the
+definition), `merged_kernel` and `fuse_` side by side, so the proof of equivalence is read in one place.
 """
 
 from __future__ import annotations
