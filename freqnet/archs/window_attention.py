@@ -111,18 +111,15 @@ CPU_CHUNK = 128
 
 
 def chunk_masks(n: int, chunk: int, masked: torch.Tensor | None, mask: torch.Tensor | None):
-    """(start, stop, (masked, mask)) for consecutive chunks of `n` windows, each with the part of a sparse mask
-    (`masked` ascending window indices, `mask` their rows) or of a dense one (`masked` None) that falls in it."""
-    bounds = torch.searchsorted(masked, torch.arange(0, n + chunk, chunk)).tolist() if masked is not None else None
+    """(start, stop, (masked, mask)) for consecutive chunks of `n` windows, each with the part of the sparse mask
+    (`masked` ascending window indices, `mask` their rows, as `attend_windows` passes them) that falls in it."""
+    if mask is None:
+        yield from ((start, min(start + chunk, n), (None, None)) for start in range(0, n, chunk))
+        return
+    bounds = torch.searchsorted(masked, torch.arange(0, n + chunk, chunk)).tolist()
     for i, start in enumerate(range(0, n, chunk)):
-        stop = min(start + chunk, n)
-        if mask is None:
-            yield start, stop, (None, None)
-        elif masked is None:
-            yield start, stop, (None, mask[start:stop])
-        else:
-            low, high = bounds[i], bounds[i + 1]
-            yield start, stop, (masked[low:high] - start, mask[low:high]) if high > low else (None, None)
+        low, high = bounds[i], bounds[i + 1]
+        yield start, min(start + chunk, n), (masked[low:high] - start, mask[low:high]) if high > low else (None, None)
 
 
 class WindowAttention(nn.Module):
