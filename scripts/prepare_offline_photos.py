@@ -26,7 +26,6 @@ import argparse
 import csv
 import math
 from pathlib import Path
-
 from typing import NamedTuple
 
 import numpy as np

@@ -77,9 +77,9 @@ def fft_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
     """`F.conv2d(x, weight, bias, padding=k // 2)` for an odd square k, computed by FFT.
 
     On CPU, oneDNN's backward of a 17x17 conv runs at a few GFLOP/s; the FFT form of the same linear map makes a
-    `base` training step 1.15x faster (docs/benchmarks.md). Its forward is not faster than a channels-last conv,
-    so inference keeps the conv. Zero padding to at least H + k - 1 makes the circular convolution a linear one:
-    the result equals the conv up to float rounding (~1e-7 relative).
+    `base` training step 1.22x faster than the merged conv (docs/reparam_training.md). Its forward is not faster
+    than a channels-last conv, so inference keeps the conv. Zero padding to at least H + k - 1 makes the circular
+    convolution a linear one: the result equals the conv up to float rounding (~1e-7 relative).
     """
     k, pad = weight.shape[-1], weight.shape[-1] // 2
     h, w = x.shape[-2:]

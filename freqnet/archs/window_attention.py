@@ -157,7 +157,8 @@ class WindowAttention(nn.Module):
             return self.proj(out.transpose(1, 2).reshape(n, length, c))
         # Explicit matmuls: on CPU, SDPA with a broadcast bias is ~3x slower for 64-token windows.
         bias = self.position_bias()
-        if tokens.is_cuda or self.export_mode or torch.compiler.is_compiling() or n * self.heads <= CPU_CHUNK:
+        traced = self.export_mode or torch.compiler.is_compiling()
+        if tokens.device.type != "cpu" or traced or n * self.heads <= CPU_CHUNK:
             out = self.explicit_attention(q, k, v, bias, masked, mask)
         else:
             out = torch.cat([self.explicit_attention(q[start:stop], k[start:stop], v[start:stop], bias, *part)
