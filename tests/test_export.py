@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import freqnet
+from freqnet.archs.moe import SelectiveMoEFFN
 from freqnet.archs.window_attention import WindowAttention, window_labels, window_labels_traceable
 from freqnet.cli import main
 from freqnet.export import export_onnx, export_torchscript
@@ -60,3 +61,28 @@ def test_export_command(tmp_path, capsys):
     assert main(["export", str(path), "-o", str(tmp_path / "m.onnx"), "--dynamic"]) == 0
     assert "max |onnxruntime - PyTorch|" in capsys.readouterr().out
     assert main(["export", str(path), "--format", "torchscript", "-o", str(tmp_path / "m.pt")]) == 0
+
+
+def test_onnx_graph_routes_the_moe_with_an_idle_expert(tmp_path):
+    """The exported MoE routes tokens (NonZero + Gather: dynamic shapes, a quarter of the dense FLOPs at 4
+    experts) and still matches PyTorch when an expert receives no token at all (an empty matrix product):
+    positive tokens and a router row of -100 leave expert 3 idle."""
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    moe = SelectiveMoEFFN(8, 2.0, 4, 1, 1.25, 0.01, 0.0, 0.0).eval()
+    with torch.no_grad():
+        moe.context.weight.abs_()
+        moe.context.bias.abs_()
+        moe.router.weight[3] = -100.0
+    x = torch.rand(1, 8, 9, 11)
+    path = tmp_path / "moe.onnx"
+    torch.onnx.export(moe, (torch.rand(1, 8, 5, 6),), str(path), dynamo=False, input_names=["x"],
+                      dynamic_axes={"x": {2: "h", 3: "w"}})
+    with torch.no_grad():
+        expected = moe(x)
+    assert moe.load[3] == 0 and (moe.load > 0).sum() >= 2  # idle and busy experts in one graph
+    result = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(result), expected, rtol=1e-5, atol=1e-5)
+    assert [node.op_type for node in onnx.load(str(path)).graph.node].count("NonZero") == 4

@@ -131,3 +131,17 @@ def test_inference_paths_agree_dense_routed_and_exported(top_k):
         buffered = moe.dispatch_buffered(tokens, routing, capacity=300)
     torch.testing.assert_close(dense, routed, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(buffered, routed, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_routed_inference_with_an_idle_expert(top_k):
+    """An expert no token chose gets an empty batch; the gather back to token order still equals dense."""
+    moe = make_moe(top_k=top_k).eval()
+    with torch.no_grad():
+        moe.router.weight[3] = -100.0  # expert 3 loses every token's vote
+        tokens = torch.rand(64, 16)  # positive: expert 3's logit is -100 x a positive sum
+        routing = moe.route(tokens)
+        assert not (routing.expert == 3).any()
+        routed = moe.dispatch_routed(tokens, routing)
+        dense = moe.dispatch_dense(tokens, moe.combine_weights(routing))
+    torch.testing.assert_close(routed, dense, rtol=1e-5, atol=1e-6)

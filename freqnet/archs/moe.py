@@ -62,7 +62,6 @@ class SelectiveMoEFFN(nn.Module):
         self.router = nn.Linear(channels, num_experts, bias=False)
         hidden = max(4, int(channels * expansion))
         self.experts = nn.ModuleList(GatedExpert(channels, hidden) for _ in range(num_experts))
-        self.export_mode = False  # set by freqnet.export: the dense, static-shape inference path
         self.aux = torch.zeros(())
         self.load = torch.zeros(num_experts)
         self.dropped = torch.zeros(())
@@ -110,25 +109,33 @@ class SelectiveMoEFFN(nn.Module):
                            dtype=weights.dtype).scatter_add_(1, routing.expert, weights)
 
     def dispatch(self, tokens: torch.Tensor, routing: Routing) -> torch.Tensor:
-        """Training: every expert runs on a fixed-capacity buffer of its tokens. Inference on GPU, under
-        torch.compile and in exports: every expert runs on every token and the gates pick (exact: no token can be
-        dropped). Both have static shapes: no `nonzero`, no host synchronisation, one graph. Eager inference on CPU
-        routes each token to its expert only (benchmarks/moe_dispatch.py: 3-4x cheaper than dense there)."""
+        """Training: every expert runs on a fixed-capacity buffer of its tokens. Inference on GPU and under
+        torch.compile: every expert runs on every token and the gates pick (exact: no token can be dropped). Both
+        have static shapes: no `nonzero`, no host synchronisation, one graph. Eager inference on CPU and the
+        exported graphs route each token to its expert only (benchmarks/moe_dispatch.py: 3-4x cheaper than dense
+        on CPU; ONNX has dynamic shapes, and ONNX Runtime runs on the CPU)."""
         capacity = self.capacity(tokens.shape[0])
         if capacity is not None:
             return self.dispatch_buffered(tokens, routing, capacity)
-        if tokens.is_cuda or self.export_mode or torch.compiler.is_compiling():
+        if tokens.is_cuda or torch.compiler.is_compiling():
             return self.dispatch_dense(tokens, self.combine_weights(routing))
-        return self.dispatch_routed(tokens, routing)  # eager CPU: no device to wait for, and 4x fewer FLOPs
+        return self.dispatch_routed(tokens, routing)
 
     def dispatch_routed(self, tokens: torch.Tensor, routing: Routing) -> torch.Tensor:
-        """Each expert on exactly its own tokens (found with `nonzero`, which on a GPU waits for the device)."""
-        out = torch.zeros_like(tokens)
+        """Each expert on exactly its own tokens (found with `nonzero`, which on a GPU waits for the device), at
+        inference, where every assignment is kept. The experts' outputs, concatenated expert by expert, come back
+        to token order by one gather: an assignment's row there is its expert's offset plus its queue position.
+        No scatter, which exporters turn into a slow ScatterND."""
+        t = tokens.shape[0]
+        choices = routing.expert.t().reshape(-1)  # (k * T): all first choices, then all second (queue order)
+        gates = routing.gate.t().reshape(-1, 1).to(tokens.dtype)
+        outputs = []
         for index, expert in enumerate(self.experts):
-            token_ids, choice = ((routing.expert == index) & routing.kept).nonzero(as_tuple=True)
-            weight = routing.gate[token_ids, choice, None].to(tokens.dtype)
-            out = out.index_add(0, token_ids, expert(tokens[token_ids]) * weight)
-        return out
+            assignment = (choices == index).nonzero()[:, 0]  # ascending: the expert's queue
+            outputs.append(expert(tokens[assignment % t]) * gates[assignment])
+        counts = self.one_hot(choices).sum(dim=0)
+        row = (counts.cumsum(dim=0) - counts)[routing.expert] + self.queue_position(routing)  # (T, k)
+        return torch.cat(outputs)[row.reshape(-1)].view(t, self.top_k, -1).sum(dim=1)
 
     def dispatch_dense(self, tokens: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         out = torch.zeros_like(tokens)
