@@ -56,8 +56,9 @@ def main() -> None:
                   "round-robin runs. The static paths never synchronise with the host and keep one graph for "
                   "`torch.compile`: training uses capacity buffers (capacity factor "
                   f"{moe.capacity_factor}), inference runs every expert densely (exact). On a CPU nothing waits for "
-                  "a device, so eager CPU inference keeps the routed path, the cheaper one here; GPUs, "
-                  "`torch.compile` and exports take the static one.", "", *rows], args.out)
+                  "a device, so eager CPU inference and the ONNX/TorchScript exports (dynamic shapes, run on "
+                  "CPUs) keep the routed path, the cheaper one here; GPUs and `torch.compile` take the static "
+                  "one.", "", *rows], args.out)
 
 
 if __name__ == "__main__":
