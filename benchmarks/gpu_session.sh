@@ -19,6 +19,7 @@
 # four shipped-model jobs, with batches large enough to keep the GPU busy. Seen in the second lease (H200): the four
 # jobs ran 4.3-6.3 it/s each at once (x4 batch 64 reached iteration 1729 in 470 s); the checks' training section did
 # not finish inside its 70 s. Third lease (H200): the same rates; the JOBS below finished their cosines in 400 s.
+# Fourth lease (H100): 3.5-6.0 it/s each; x4 and x2 finished, x3 and real-x4 stopped at 95 % (lr ~5e-6).
 set -u
 INPUTS=${INPUTS:-gpu_inputs}
 PHOTOS=${PHOTOS:-data/photos/train_hr}  # scripts/prepare_offline_photos.py

@@ -211,6 +211,18 @@ def test_ema_of_a_constant_model_is_that_model():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
 
 
+def test_ema_update_is_the_decayed_average_and_copies_at_zero_decay():
+    torch.manual_seed(0)
+    model, other = freqnet.build_model("tiny", 2), freqnet.build_model("tiny", 2)
+    ema = EMA(model, 0.9)
+    ema.update(other)
+    for (name, a), b, c in zip(model.state_dict().items(), other.state_dict().values(), ema.state_dict().values()):
+        expected = 0.9 * a + 0.1 * b if a.dtype.is_floating_point else b
+        torch.testing.assert_close(c, expected, rtol=1e-6, atol=1e-7, msg=name)
+    ema.update(model, decay=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ema.state_dict().values()))
+
+
 def test_epoch_batches_split_each_global_batch_across_ranks():
     single = epoch_batches(20, 8, seed=1, epoch=0, rank=0, world=1)
     parts = [epoch_batches(20, 8, seed=1, epoch=0, rank=r, world=2) for r in range(2)]
