@@ -25,7 +25,7 @@ from common import inference_call, interleaved_medians, machine, write_report  #
 
 from freqnet.export import export_onnx  # noqa: E402
 from freqnet.inference import Upscaler  # noqa: E402
-from freqnet.onnx_model import OnnxModel  # noqa: E402
+from freqnet.onnx_model import OnnxModel, session_options  # noqa: E402
 
 
 def module_of(node: str, depth: int) -> str:
@@ -96,14 +96,12 @@ def main() -> None:
 
 
 def profile(path: Path, threads: int, image: np.ndarray, runs: int) -> list[tuple[str, str, float]]:
-    """Node times of `runs` profiled runs after a warm-up run, as `OnnxModel` sets the session up."""
+    """Node times of `runs` profiled runs after a warm-up run, in a session set up as `OnnxModel`'s."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
+    options = session_options(threads)
     options.enable_profiling = True
     options.profile_file_prefix = str(path.with_suffix(""))
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     for _ in range(runs + 1):
         session.run(None, {"input": image})

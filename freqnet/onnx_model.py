@@ -14,6 +14,20 @@ import numpy as np
 PROBE_SIDE = 16
 
 
+def session_options(threads: int | None = None):
+    """ONNX Runtime's session options as freqnet runs every ONNX model (ours and the anchors alike)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    # ORT's intra-op threads spin-wait after each run by default; on a 2-core laptop they then steal the cores
+    # from whatever runs next (the next tile's numpy work, or PyTorch timed beside it in standard.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return options
+
+
 class OnnxModel:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         try:
@@ -23,14 +37,8 @@ class OnnxModel:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no ONNX file {self.path}")
-        options = onnxruntime.SessionOptions()
-        # ORT's intra-op threads spin-wait after each run by default; on a 2-core laptop they then steal the cores
-        # from whatever runs next (the next tile's numpy work, or PyTorch timed beside it in standard.py).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(str(self.path), session_options(threads),
+                                                    providers=["CPUExecutionProvider"])
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or (isinstance(inputs[0].shape[1], int) and inputs[0].shape[1] != 3):
             raise ValueError(f"{self.path}: expected one NCHW RGB input, found {[(i.name, i.shape) for i in inputs]}")
