@@ -93,7 +93,7 @@ def fft_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
     out = torch.fft.irfft2(out, s=size)[..., pad : pad + h, pad : pad + w]
     out = (out + bias.float().view(1, -1, 1, 1)).to(x.dtype)
     # Like conv2d, keep a channels-last input's layout (a channel slice of NHWC has channel stride 1): an NCHW
-    # result here made every later elementwise op of the block mix layouts, 3-6x slower than either layout alone.
+    # result here made every later elementwise op of the block mix layouts (a `base` training step 1.06x slower).
     return out.contiguous(memory_format=torch.channels_last) if x.stride(1) == 1 else out
 
 
