@@ -1,65 +1,98 @@
 """Eager against `torch.compile` on this CPU, per preset: the compile time a user waits for, then training
-iterations/s (×4, batch 8, HR patch 64, L1 + MoE aux: `compile: true` in a training config) and inference latency
-(×4 from 128×128, as `freqnet upscale --compile` runs a tile). Each configuration runs in a fresh process so no
-compile cache is shared.
+steps/s (×4, batch 8, HR patch 64, L1 + MoE aux: `compile: true` in a training config) and inference latency
+(×4 from 128×128, as `freqnet upscale --compile` runs a tile).
 
-    python benchmarks/compile_speed.py --out docs/compile_speed.md [--presets tiny small base] [--steps 6]
+Each preset and task runs in a fresh process with an empty inductor cache, so the first compiled call is a cold
+compile. Inside it, eager and compiled calls alternate (median of each): this machine's noise moved separate
+processes' rates by ±40 %, which hid the ratio.
+
+    python benchmarks/compile_speed.py --out docs/compile_speed.md [--presets tiny small base] [--repeats 9]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import in_fresh_process, inference_call, interleaved_medians, machine, speed_config, training_rate, \
+from common import in_fresh_process, inference_call, interleaved_medians, machine, speed_config, \
     write_report  # noqa: E402
 
 LR_SIDE = 128
 
 
-def train_child(preset: str, compiled: bool, steps: int) -> dict[str, float]:
-    config = speed_config(preset, 8, 64, steps + 2, losses={"l1": 1.0, "moe_aux": 1.0}, compile=compiled)
-    rate = training_rate(config, steps, warmup=2)
-    return {"first_s": rate.first_step_s, "value": rate.it_per_s}
+def first_call_s(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
 
 
-def infer_child(preset: str, compiled: bool, repeats: int) -> dict[str, float]:
+def train_child(preset: str, repeats: int) -> dict[str, dict[str, float]]:
+    """One trainer, its step run through the eager module or the compiled one by turns."""
+    from freqnet.training import Trainer
+    from freqnet.training.schedule import loss_weights
+
+    config = speed_config(preset, 8, 64, 10**6, losses={"l1": 1.0, "moe_aux": 1.0}, compile=True)
+    with tempfile.TemporaryDirectory() as run:
+        trainer = Trainer(config, run)
+        data = trainer.batches()
+        batches = [next(data) for _ in range(4)]
+        weights = loss_weights(0, config.losses, config.curriculum)
+        forwards = {"eager": trainer.ddp, "compiled": trainer.forward}
+        counter = iter(range(10**9))
+
+        def step_with(mode: str) -> Callable[[], object]:
+            def run_step():
+                trainer.forward = forwards[mode]
+                return trainer.step(batches[next(counter) % len(batches)], weights)
+            return run_step
+
+        calls = {mode: step_with(mode) for mode in forwards}
+        first = {mode: first_call_s(call) for mode, call in calls.items()}
+        seconds = interleaved_medians(calls, repeats=repeats, warmup=1)
+    return {mode: {"first_s": first[mode], "value": 1 / seconds[mode]} for mode in forwards}
+
+
+def infer_child(preset: str, repeats: int) -> dict[str, dict[str, float]]:
     import torch
 
     import freqnet
 
     model = freqnet.build_model(preset, 4).eval()
-    forward = torch.compile(model) if compiled else model
     x = torch.rand(1, 3, LR_SIDE, LR_SIDE)
-    start = time.perf_counter()
-    inference_call(forward, x)()
-    first = time.perf_counter() - start
-    seconds = interleaved_medians({"model": inference_call(forward, x)}, repeats=repeats, warmup=1)["model"]
-    return {"first_s": first, "value": seconds * 1000}
+    calls = {"eager": inference_call(model, x), "compiled": inference_call(torch.compile(model), x)}
+    first = {mode: first_call_s(call) for mode, call in calls.items()}
+    seconds = interleaved_medians(calls, repeats=repeats, warmup=1)
+    return {mode: {"first_s": first[mode], "value": seconds[mode] * 1000} for mode in calls}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--presets", nargs="+", default=["tiny", "small", "base"])
-    parser.add_argument("--steps", type=int, default=6, help="timed training steps (and inference repeats)")
+    parser.add_argument("--repeats", type=int, default=9, help="timed calls of each mode, alternating")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        task, preset, compiled = json.loads(args.child)
+        task, preset = json.loads(args.child)
         child = train_child if task == "train" else infer_child
-        print(json.dumps(child(preset, compiled, args.steps)))
+        # An empty inductor cache: the first call then compiles from scratch, as on a user's first run.
+        with tempfile.TemporaryDirectory(prefix="inductor-") as cache:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+            print(json.dumps(child(preset, args.repeats)))
         return
     rows = ["| preset | task | eager | compiled | speed-up | first call eager | first call compiled |",
             "|---|---|---|---|---|---|---|"]
     for preset in args.presets:
         for task, unit in (("train", "it/s"), ("infer", "ms")):
-            eager, compiled = (in_fresh_process(__file__, json.dumps([task, preset, flag]), "--steps", str(args.steps))
-                               for flag in (False, True))
+            result = in_fresh_process(__file__, json.dumps([task, preset]), "--repeats", str(args.repeats))
+            eager, compiled = result["eager"], result["compiled"]
             gain = compiled["value"] / eager["value"] if task == "train" else eager["value"] / compiled["value"]
             rows.append(f"| {preset} | {'training' if task == 'train' else f'inference {LR_SIDE}² → ×4'} | "
                         f"{eager['value']:.2f} {unit} | {compiled['value']:.2f} {unit} | {gain:.2f}× | "
@@ -67,10 +100,11 @@ def main() -> None:
             print(rows[-1], flush=True)
     write_report([
         "# Eager vs torch.compile on CPU (generated by benchmarks/compile_speed.py)", "",
-        f"Machine: {machine()}; inductor backend (default mode), each configuration in a fresh process. Training: ×4, "
-        f"batch 8, HR patch 64, L1 + MoE aux, fp32, mean over {args.steps} steps after 2 warm-up steps. Inference: "
-        f"×4 from {LR_SIDE}×{LR_SIDE}, median of {args.steps}. *First call* is the first step or forward alone: for "
-        "the compiled model, that is the compile time a user waits for.", "", *rows], args.out)
+        f"Machine: {machine()}; inductor backend (default mode). Each preset and task runs in a fresh process with an "
+        "empty inductor cache; inside it eager and compiled calls alternate and each column is the median of "
+        f"{args.repeats}. Training: ×4, batch 8, HR patch 64, L1 + MoE aux, fp32, one trainer whose step runs "
+        f"either module. Inference: ×4 from {LR_SIDE}×{LR_SIDE}. *First call* is the first step or forward alone: "
+        "for the compiled model, that is the compile time a user waits for.", "", *rows], args.out)
 
 
 if __name__ == "__main__":

