@@ -136,7 +136,7 @@ def attention_core(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torc
     logits = torch.matmul(q * scale, k.transpose(-2, -1)) + bias
     if mask is not None:
         logits = logits + mask
-    probs = logits.softmax(dim=-1)
+    probs = logits.softmax(dim=-1, dtype=torch.float32).to(v.dtype)  # fp32 softmax, as autocast runs it in eager
     return torch.matmul(probs, v), probs
 
 
