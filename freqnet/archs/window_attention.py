@@ -136,7 +136,8 @@ def attention_core(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torc
     logits = torch.matmul(q * scale, k.transpose(-2, -1)) + bias
     if mask is not None:
         logits = logits + mask
-    probs = logits.softmax(dim=-1, dtype=torch.float32).to(v.dtype)  # fp32 softmax, as autocast runs it in eager
+    # At least fp32, as autocast runs softmax in eager (float64 stays float64).
+    probs = logits.softmax(dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32)).to(v.dtype)
     return torch.matmul(probs, v), probs
 
 
@@ -152,7 +153,7 @@ def attention_core_backward_op(grad_out: torch.Tensor, q: torch.Tensor, k: torch
                                                                            torch.Tensor]:
     """Gradients of `attention_core` for q, k, v and the position bias; opaque too, so that inductor does not
     re-lay out the backward's operands either."""
-    grad_out = grad_out.contiguous()
+    grad_out, q, k, v = grad_out.contiguous(), q.contiguous(), k.contiguous(), v.contiguous()
     grad_v = probs.transpose(-2, -1) @ grad_out
     grad_probs = grad_out @ v.transpose(-2, -1)
     grad_logits = probs * (grad_probs - (grad_probs * probs).sum(dim=-1, keepdim=True))
@@ -168,7 +169,7 @@ def _(grad_out, q, k, v, probs, scale):
 
 def attention_core_context(ctx, inputs, output) -> None:
     q, k, v, _, _, ctx.scale = inputs
-    ctx.save_for_backward(q.contiguous(), k.contiguous(), v.contiguous(), output[1])
+    ctx.save_for_backward(q, k, v, output[1])
 
 
 def attention_core_backward(ctx, grad_out: torch.Tensor, _grad_probs):
@@ -225,6 +226,8 @@ class WindowAttention(nn.Module):
     def explicit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
                            masked: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
         if torch.compiler.is_compiling() and torch.is_grad_enabled() and q.device.type == "cpu" and masked is None:
+            # Contiguous here, in the graph, where inductor fuses the copy with the qkv split: no-ops inside the op.
+            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
             return attention_core(q, k, v, bias.to(q.dtype), None if mask is None else mask.to(q.dtype), self.scale)[0]
         logits = (q * self.scale) @ k.transpose(-2, -1)
         logits = self.add_mask(logits + bias.to(logits.dtype), masked, mask)
