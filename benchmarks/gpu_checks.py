@@ -1,5 +1,5 @@
 """GPU checks: bf16/fp16 parity against fp32, inference latency per preset (and peers, when spandrel is
-importable), and training speed. Needs a CUDA device; writes a markdown report.
+importable), and training speed, eager and compiled. Needs a CUDA device; writes a markdown report.
 
     python benchmarks/gpu_checks.py --out gpu_checks.md
 """
@@ -142,6 +142,26 @@ def train_speed(lines: list[str], steps: int) -> None:
     lines.append("")
 
 
+def compiled_speed(lines: list[str], steps: int) -> None:
+    """Training speed eager against `torch.compile` (the trainer's `compile: true`), with and without CUDA graphs
+    (`compile_mode: reduce-overhead`): the eager step is launch-bound, so fewer launches is what should pay."""
+    lines += ["## Training speed, eager against compiled (Trainer.step, batches prefetched)", "",
+              "| preset | batch × HR patch | precision | mode | it/s | first step (compile) s |", "|---|---|---|---|---|---|"]
+    batch, patch = 16, 256
+    cells = [("fp32", None), ("bf16", None), ("fp32", "reduce-overhead"), ("bf16", "reduce-overhead"),
+             ("fp32", "default")]
+    for preset in PRESETS:
+        for precision, mode in cells:
+            torch._dynamo.reset()
+            fields = {"compile": True, "compile_mode": mode} if mode else {}
+            config = speed_config(preset, batch, patch, steps + 3, precision=precision, **fields)
+            rate = training_rate(config, steps, warmup=3, synchronize=synchronize)
+            lines.append(f"| {preset} | {batch} × {patch} | {precision} | {mode or 'eager'} | {rate.it_per_s:.1f} | "
+                         f"{rate.first_step_s:.0f} |")
+            print(lines[-1], flush=True)  # each cell as soon as it is measured: a deadline keeps what it has
+    lines.append("")
+
+
 def profile(lines: list[str]) -> None:
     """Where a forward spends its time, and how often it waits for the GPU (host syncs stall the launch queue)."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
@@ -171,7 +191,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=[480, 640], help="latency input height width")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--sections", nargs="+", default=["parity", "latency", "profile", "train"],
-                        choices=["parity", "latency", "profile", "train"])
+                        choices=["parity", "latency", "profile", "train", "compile"])
     parser.add_argument("--presets", nargs="+", default=PRESETS, help="presets for latency and training speed")
     args = parser.parse_args()
     global DEVICE
@@ -185,7 +205,7 @@ def main() -> None:
              f"cuDNN {torch.backends.cudnn.version()}. cudnn.benchmark on; TF32 convolutions on (PyTorch default).", ""]
     PRESETS[:] = args.presets
     sections = {"parity": parity, "latency": lambda l: latency(l, *args.size), "profile": profile,
-                "train": lambda l: train_speed(l, args.steps)}
+                "train": lambda l: train_speed(l, args.steps), "compile": lambda l: compiled_speed(l, args.steps)}
     for section in (sections[name] for name in args.sections):
         try:
             section(lines)

@@ -33,6 +33,18 @@ def fuse(model: HybridMoEFreqNet) -> HybridMoEFreqNet:
     return fused.to(memory_format=torch.channels_last)
 
 
+def unfuse(model: HybridMoEFreqNet, seed: int = 0) -> HybridMoEFreqNet:
+    """Training form of a fused model: every merged conv split back into branches that add up to it exactly, so a
+    shipped model can be fine-tuned (the original branch values are gone; `unfuse_` picks ones that reproduce it)."""
+    generator = torch.Generator().manual_seed(seed)
+    trainable = detached_copy(model).to(memory_format=torch.contiguous_format)
+    for module in list(trainable.modules()):
+        if hasattr(module, "unfuse_") and getattr(module, "fused", None) is not None:
+            module.unfuse_(generator)
+    trainable.is_fused = False
+    return trainable
+
+
 def detached_copy(model: nn.Module) -> nn.Module:
     """`copy.deepcopy` that also works right after a training forward: tensors that forward left on modules with
     their graph (the MoE's aux loss) cannot be deep-copied, so the copy gets them detached."""
@@ -118,9 +130,8 @@ def transfer_weights(model: HybridMoEFreqNet, source: str | Path) -> list[str]:
     names left at their initialisation. Fine-tuning ×3 from ×4, or a real-world model from a classical one, starts
     a long way up the learning curve this way."""
     trained = load_model(source)
-    if is_fused(trained):
-        raise CheckpointError(f"{locate(source)}: fused (deploy-form) weights cannot seed training; use the run's "
-                              "checkpoints, which are saved in training form")
+    if is_fused(trained):  # a shipped model: its branches are rebuilt, so fine-tuning starts from its exact function
+        trained = unfuse(trained)
     own = model.state_dict()
     matching = {k: v for k, v in trained.state_dict().items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matching, strict=False)

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 
 import freqnet
+from freqnet.archs.reparam import Conv3XC, PartialLargeKernelConv
 from freqnet.cli import main
 from freqnet.data.image_io import read_image
 from freqnet.data.recipes import NAMED_RECIPES, Degrader
-from freqnet.models import CheckpointError, transfer_weights
+from freqnet.models import transfer_weights
 from freqnet.inference import Upscaler
 
 SAMPLE = "freqnet/assets/samples/chelsea.png"
@@ -132,7 +133,25 @@ def test_transfer_weights_keeps_only_the_other_scales_upsampler_fresh(tmp_path):
         assert torch.equal(tensor, expected), name
 
 
-def test_transfer_weights_refuses_deploy_form_files(tmp_path):
-    freqnet.save_model(freqnet.fuse(freqnet.build_model("tiny", 4)), tmp_path / "fused.safetensors")
-    with pytest.raises(CheckpointError, match="training form"):
-        transfer_weights(freqnet.build_model("tiny", 4), tmp_path / "fused.safetensors")
+def test_transfer_weights_fine_tunes_a_fused_model_from_its_exact_function(tmp_path):
+    """A shipped (fused) file seeds training: the rebuilt branches merge into the fused convs, so the training-form
+    model computes the same image, and every branch gets a gradient (none is a dead zero-product)."""
+    torch.manual_seed(0)
+    source = freqnet.build_model("tiny", 4)
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    fused = freqnet.fuse(source)
+    freqnet.save_model(fused, tmp_path / "fused.safetensors")
+    target = freqnet.build_model("tiny", 4)
+    assert transfer_weights(target, tmp_path / "fused.safetensors") == []
+    x = torch.rand(1, 3, 24, 20)
+    with torch.no_grad():
+        expected = fused(x)
+    target.eval()
+    out = target(x)
+    assert torch.allclose(out, expected, atol=2e-5, rtol=1e-4), float((out - expected).abs().max())
+    out.square().mean().backward()
+    branches = [(name, p) for module in target.modules() if isinstance(module, (Conv3XC, PartialLargeKernelConv))
+                for name, p in module.named_parameters()]
+    assert len(branches) > 20 and all(p.grad.abs().sum() > 0 for name, p in branches)

@@ -179,6 +179,8 @@ def test_config_errors_name_the_key_and_the_closest(tmp_path, capsys):
         quick(data__train__batch_size="four")
     with pytest.raises(ValueError, match="model.overrides: unknown ModelConfig field 'use_moee'; did you mean 'use_moe'"):
         quick(model__overrides={"use_moee": False})
+    with pytest.raises(ValueError, match="config compile_mode: default, reduce-overhead"):
+        quick(compile_mode="cudagraphs")
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**QUICK, "ema": {"decai": 0.9}}))
     assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 2

@@ -24,7 +24,7 @@ class Conv3XC(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, gain: int = 2) -> None:
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels, self.out_channels, self.gain = in_channels, out_channels, gain
         self.expand = nn.Conv2d(in_channels, in_channels * gain, 1)
         self.spatial = nn.Conv2d(in_channels * gain, out_channels * gain, 3)
         self.reduce = nn.Conv2d(out_channels * gain, out_channels, 1)
@@ -58,6 +58,27 @@ class Conv3XC(nn.Module):
         fused.bias.copy_(bias)
         self.fused = fused
         del self.expand, self.spatial, self.reduce, self.skip
+
+    @torch.no_grad()
+    def unfuse_(self, generator: torch.Generator) -> None:
+        """Back to branches that merge into the fused conv exactly, so shipped weights can be fine-tuned. Random
+        orthonormal expand/reduce (E^T E = I, R R^T = I) with spatial = R^T K E^T make every branch live (zeros
+        would leave the expanded channels without gradient); skip starts at zero and learns."""
+        weight, bias = self.fused.weight.double(), self.fused.bias.double()
+        gi, go = self.in_channels * self.gain, self.out_channels * self.gain
+        expand = torch.linalg.qr(torch.randn(gi, self.in_channels, generator=generator, dtype=torch.float64))[0]
+        reduce = torch.linalg.qr(torch.randn(go, self.out_channels, generator=generator, dtype=torch.float64))[0].T
+        spatial = torch.einsum("om,oihw,ni->mnhw", reduce, weight, expand)
+        self.expand = nn.Conv2d(self.in_channels, gi, 1)
+        self.spatial = nn.Conv2d(gi, go, 3)
+        self.reduce = nn.Conv2d(go, self.out_channels, 1)
+        self.skip = nn.Conv2d(self.in_channels, self.out_channels, 1)
+        for conv, value, shift in ((self.expand, expand[..., None, None], 0), (self.spatial, spatial, 0),
+                                   (self.reduce, reduce[..., None, None], bias), (self.skip, 0, 0)):
+            conv.to(self.fused.weight)
+            conv.weight.copy_(torch.as_tensor(value))
+            conv.bias.copy_(torch.as_tensor(shift))
+        self.fused = None
 
 
 def fft_size(n: int) -> int:
@@ -165,3 +186,19 @@ class PartialLargeKernelConv(nn.Module):
         fused.bias.copy_(bias)
         self.fused = fused
         del self.large, self.small, self.dilated
+
+    @torch.no_grad()
+    def unfuse_(self, generator: torch.Generator) -> None:
+        """Back to branches that merge into the fused conv exactly (for fine-tuning shipped weights): the large
+        branch takes the kernel less the identity tap, the small and dilated branches start at zero and learn."""
+        k, c = self.kernel, self.conv_channels
+        weight, bias = self.fused.weight.clone(), self.fused.bias
+        weight[torch.arange(c), torch.arange(c), k // 2, k // 2] -= 1.0
+        self.large = nn.Conv2d(c, c, k, padding=k // 2)
+        self.small = nn.Conv2d(c, c, self.small_kernel, padding=self.small_kernel // 2)
+        self.dilated = nn.Conv2d(c, c, 3, padding=self.dilation, dilation=self.dilation)
+        for conv, value, shift in ((self.large, weight, bias), (self.small, 0, 0), (self.dilated, 0, 0)):
+            conv.to(weight)
+            conv.weight.copy_(torch.as_tensor(value))
+            conv.bias.copy_(torch.as_tensor(shift))
+        self.fused = None

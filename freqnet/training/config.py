@@ -146,6 +146,8 @@ class TrainConfig:
     fallback_fp32: bool = False  # after max_bad_steps non-finite steps in a row: continue in fp32 instead of stopping
     max_bad_steps: int = 10
     compile: bool = False
+    # torch.compile's mode: "reduce-overhead" adds CUDA graphs (one launch per graph: the GPU step is launch-bound)
+    compile_mode: str = "default"
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     log: LogSection = field(default_factory=LogSection)
 
@@ -165,6 +167,8 @@ class TrainConfig:
         need(self.data.train.patch_size % self.model.scale == 0, "data.train.patch_size", "a multiple of the scale")
         need(self.data.train.small_images in ("pad", "skip"), "data.train.small_images", "pad or skip")
         need(self.precision in ("fp32", "bf16", "fp16"), "precision", "fp32, bf16 or fp16")
+        need(self.compile_mode in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+             "compile_mode", "default, reduce-overhead, max-autotune or max-autotune-no-cudagraphs")
         need(self.optim.schedule in ("cosine", "multistep", "constant"), "optim.schedule", "cosine, multistep or constant")
         need(self.gan.type in ("vanilla", "lsgan", "hinge"), "gan.type", "vanilla, lsgan or hinge")
         need(0 <= self.ema.decay < 1, "ema.decay", "in [0, 1)")

@@ -170,7 +170,7 @@ class Trainer:
         self.precision = c.precision
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=c.precision == "fp16")
         self.ddp = self.wrap(self.model)
-        self.forward = torch.compile(self.ddp) if c.compile else self.ddp
+        self.forward = torch.compile(self.ddp, mode=c.compile_mode) if c.compile else self.ddp
         self.pixel_losses = {name: cls() for name, cls in PIXEL_LOSSES.items()}
         self.perceptual: PerceptualLoss | None = None
         self.discriminator = self.d_optimizer = self.d_ddp = None
