@@ -142,21 +142,23 @@ def train_speed(lines: list[str], steps: int) -> None:
     lines.append("")
 
 
-def compiled_speed(lines: list[str], steps: int) -> None:
+COMPILE_CELLS = ["fp32:eager", "bf16:eager", "fp32:reduce-overhead", "bf16:reduce-overhead", "fp32:default"]
+
+
+def compiled_speed(lines: list[str], steps: int, cells: list[str]) -> None:
     """Training speed eager against `torch.compile` (the trainer's `compile: true`), with and without CUDA graphs
-    (`compile_mode: reduce-overhead`): the eager step is launch-bound, so fewer launches is what should pay."""
+    (`compile_mode: reduce-overhead`): the eager step is launch-bound, so fewer launches is what should pay.
+    `cells` are PRECISION:MODE pairs, measured in order (a deadline keeps the first ones)."""
     lines += ["## Training speed, eager against compiled (Trainer.step, batches prefetched)", "",
               "| preset | batch × HR patch | precision | mode | it/s | first step (compile) s |", "|---|---|---|---|---|---|"]
     batch, patch = 16, 256
-    cells = [("fp32", None), ("bf16", None), ("fp32", "reduce-overhead"), ("bf16", "reduce-overhead"),
-             ("fp32", "default")]
     for preset in PRESETS:
-        for precision, mode in cells:
+        for precision, mode in (cell.split(":") for cell in cells):
             torch._dynamo.reset()
-            fields = {"compile": True, "compile_mode": mode} if mode else {}
+            fields = {"compile": True, "compile_mode": mode} if mode != "eager" else {}
             config = speed_config(preset, batch, patch, steps + 3, precision=precision, **fields)
             rate = training_rate(config, steps, warmup=3, synchronize=synchronize)
-            lines.append(f"| {preset} | {batch} × {patch} | {precision} | {mode or 'eager'} | {rate.it_per_s:.1f} | "
+            lines.append(f"| {preset} | {batch} × {patch} | {precision} | {mode} | {rate.it_per_s:.1f} | "
                          f"{rate.first_step_s:.0f} |")
             print(lines[-1], flush=True)  # each cell as soon as it is measured: a deadline keeps what it has
     lines.append("")
@@ -193,6 +195,7 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=["parity", "latency", "profile", "train"],
                         choices=["parity", "latency", "profile", "train", "compile"])
     parser.add_argument("--presets", nargs="+", default=PRESETS, help="presets for latency and training speed")
+    parser.add_argument("--compile-cells", nargs="+", default=COMPILE_CELLS, help="PRECISION:MODE for --sections compile")
     args = parser.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
@@ -205,7 +208,7 @@ def main() -> None:
              f"cuDNN {torch.backends.cudnn.version()}. cudnn.benchmark on; TF32 convolutions on (PyTorch default).", ""]
     PRESETS[:] = args.presets
     sections = {"parity": parity, "latency": lambda l: latency(l, *args.size), "profile": profile,
-                "train": lambda l: train_speed(l, args.steps), "compile": lambda l: compiled_speed(l, args.steps)}
+                "train": lambda l: train_speed(l, args.steps), "compile": lambda l: compiled_speed(l, args.steps, args.compile_cells)}
     for section in (sections[name] for name in args.sections):
         try:
             section(lines)
