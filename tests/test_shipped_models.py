@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import freqnet
 from freqnet import metrics
@@ -14,7 +15,7 @@ from freqnet.data import Degrader, modcrop, read_rgb
 from freqnet.data.image_io import resolve_path
 from freqnet.evaluation import bicubic_up, evaluate, lanczos_up, means, standard_datasets
 from freqnet.inference import Upscaler
-from freqnet.models import shipped_models
+from freqnet.models import shipped_models, transfer_weights
 
 
 @pytest.mark.parametrize("name, scale", [("x2", 2), ("x3", 3), ("x4", 4), ("real-x2", 2), ("real-x4", 4), ("default", 4)])
@@ -28,6 +29,14 @@ def test_shipped_model_loads_by_name_and_beats_bicubic(name, scale):
     assert out.shape == hr.shape
     assert metrics.psnr(out, hr, scale) > metrics.psnr(bicubic_up(lr, scale), hr, scale) + 0.3
 
+
+def test_a_shipped_model_seeds_training_with_its_exact_function():
+    shipped = freqnet.load_model("x4")
+    trainable = freqnet.HybridMoEFreqNet(shipped.config)
+    assert transfer_weights(trainable, "x4") == []
+    lr = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(trainable.eval()(lr), shipped(lr), atol=1e-5)
 
 
 def test_self_ensemble_of_a_shipped_model_scores_higher():
