@@ -26,6 +26,8 @@ def export_ready(model: torch.nn.Module, half: bool = False) -> torch.nn.Module:
             module.export_mode = True
         if hasattr(module, "fft_conv"):
             module.fft_conv = False  # a plain conv: ONNX has no FFT operator
+            if module.polyphase is None:  # ORT's 17x17 conv is slow; the model pads its input, so sides are even
+                module.polyphase = True
     model = model.to(memory_format=torch.contiguous_format)
     return model.half() if half else model
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import freqnet
-from freqnet.archs.reparam import Conv3XC, PartialLargeKernelConv
+from freqnet.archs.reparam import Conv3XC, PartialLargeKernelConv, polyphase_conv2d
 from freqnet.export import export_ready
 from freqnet.info import count_parameters
 
@@ -100,6 +100,36 @@ def test_fft_large_kernel_runs_in_cpu_training_of_large_kernels_only_and_never_i
     model = freqnet.build_model("tiny", scale=2, plk_kernel=17)
     layers = [m for m in export_ready(model).modules() if isinstance(m, PartialLargeKernelConv)]
     assert layers and not any(layer.runs_fft(x) for layer in layers)
+
+
+@pytest.mark.parametrize("kernel, phases", [(17, 2), (13, 2), (9, 3), (7, 4)])
+def test_polyphase_conv_equals_the_convolution(kernel, phases):
+    torch.manual_seed(0)
+    weight, bias = torch.randn(6, 6, kernel, kernel, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    x = torch.randn(2, 6, 12 * phases, 8 * phases, dtype=torch.float64)
+    expected = torch.nn.functional.conv2d(x, weight, bias, padding=kernel // 2)
+    assert relative_error(expected, polyphase_conv2d(x, weight, bias, phases)) < 1e-12
+
+
+def test_fused_large_kernel_runs_on_pixel_phases_on_cpu_and_in_exports_for_even_sides():
+    layer = PartialLargeKernelConv(32, 17, 0.25)
+    randomise(layer, 0.05)
+    layer.fuse_()
+    even = torch.randn(1, 32, 16, 24).to(memory_format=torch.channels_last)
+    odd = torch.randn(1, 32, 15, 24)
+    assert layer.runs_polyphase(even) and not layer.runs_polyphase(odd)
+    with torch.no_grad():
+        out = layer(even)
+        layer.polyphase = False
+        torch.testing.assert_close(out, layer(even), rtol=1e-5, atol=1e-5)
+    assert out.is_contiguous(memory_format=torch.channels_last), "the block's later ops keep channels-last"
+    model = freqnet.build_model("tiny", scale=2, plk_kernel=17)
+    layers = [m for m in export_ready(model).modules() if isinstance(m, PartialLargeKernelConv)]
+    assert layers and all(layer.polyphase for layer in layers)
+    for m in model.modules():
+        if isinstance(m, PartialLargeKernelConv):
+            m.polyphase = False
+    assert not any(m.polyphase for m in export_ready(model).modules() if isinstance(m, PartialLargeKernelConv))
 
 
 @pytest.mark.parametrize("preset", ["tiny", "base"])
