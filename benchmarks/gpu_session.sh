@@ -19,6 +19,8 @@
 # jobs ran 4.3-6.3 it/s each at once (x4 batch 64 reached iteration 1729 in 470 s); the checks' training section did
 # not finish inside its 70 s. Third lease (H200): the same rates; the JOBS below finished their cosines in 400 s.
 # Fourth lease (H100): 3.5-6.0 it/s each; x4 and x2 finished, x3 and real-x4 stopped at 95 % (lr ~5e-6).
+# Fifth lease (H200, three jobs, eager): x4 (48 x HR 192) 4.0-4.4 it/s, x2 4.2-6.2, x3 4.5-8.7; x4 and x2 finished,
+# x3 stopped at 81 %. A second call measured small's step compiled with CUDA graphs at 3.6x eager (gpu_checks.md).
 set -u
 INPUTS=${INPUTS:-gpu_inputs}
 PHOTOS=${PHOTOS:-data/photos/train_hr}  # scripts/prepare_offline_photos.py
