@@ -12,6 +12,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
+@torch.no_grad()
+def filled(conv: nn.Conv2d, weight: torch.Tensor | float, bias: torch.Tensor | float, like: torch.Tensor) -> nn.Conv2d:
+    """`conv` on `like`'s device and dtype holding `weight` and `bias` (tensors or a constant): how `fuse_` and
+    `unfuse_` hand merged or split kernels to new layers."""
+    conv.to(like)
+    conv.weight.copy_(torch.as_tensor(weight))
+    conv.bias.copy_(torch.as_tensor(bias))
+    return conv
+
+
 class Conv3XC(nn.Module):
     """SPAN-style 3x3 conv trained as 1x1 expand -> 3x3 -> 1x1 reduce, plus a 1x1 skip.
 
@@ -53,10 +63,7 @@ class Conv3XC(nn.Module):
     @torch.no_grad()
     def fuse_(self) -> None:
         weight, bias = self.merged_kernel()
-        fused = nn.Conv2d(self.in_channels, self.out_channels, 3, padding=1).to(weight)
-        fused.weight.copy_(weight)
-        fused.bias.copy_(bias)
-        self.fused = fused
+        self.fused = filled(nn.Conv2d(self.in_channels, self.out_channels, 3, padding=1), weight, bias, weight)
         del self.expand, self.spatial, self.reduce, self.skip
 
     @torch.no_grad()
@@ -69,15 +76,11 @@ class Conv3XC(nn.Module):
         expand = torch.linalg.qr(torch.randn(gi, self.in_channels, generator=generator, dtype=torch.float64))[0]
         reduce = torch.linalg.qr(torch.randn(go, self.out_channels, generator=generator, dtype=torch.float64))[0].T
         spatial = torch.einsum("om,oihw,ni->mnhw", reduce, weight, expand)
-        self.expand = nn.Conv2d(self.in_channels, gi, 1)
-        self.spatial = nn.Conv2d(gi, go, 3)
-        self.reduce = nn.Conv2d(go, self.out_channels, 1)
-        self.skip = nn.Conv2d(self.in_channels, self.out_channels, 1)
-        for conv, value, shift in ((self.expand, expand[..., None, None], 0), (self.spatial, spatial, 0),
-                                   (self.reduce, reduce[..., None, None], bias), (self.skip, 0, 0)):
-            conv.to(self.fused.weight)
-            conv.weight.copy_(torch.as_tensor(value))
-            conv.bias.copy_(torch.as_tensor(shift))
+        like = self.fused.weight
+        self.expand = filled(nn.Conv2d(self.in_channels, gi, 1), expand[..., None, None], 0, like)
+        self.spatial = filled(nn.Conv2d(gi, go, 3), spatial, 0, like)
+        self.reduce = filled(nn.Conv2d(go, self.out_channels, 1), reduce[..., None, None], bias, like)
+        self.skip = filled(nn.Conv2d(self.in_channels, self.out_channels, 1), 0, 0, like)
         self.fused = None
 
 
@@ -221,10 +224,8 @@ class PartialLargeKernelConv(nn.Module):
     @torch.no_grad()
     def fuse_(self) -> None:
         weight, bias = self.merged_kernel()
-        fused = nn.Conv2d(self.conv_channels, self.conv_channels, self.kernel, padding=self.kernel // 2).to(weight)
-        fused.weight.copy_(weight)
-        fused.bias.copy_(bias)
-        self.fused = fused
+        c, k = self.conv_channels, self.kernel
+        self.fused = filled(nn.Conv2d(c, c, k, padding=k // 2), weight, bias, weight)
         del self.large, self.small, self.dilated
 
     @torch.no_grad()
@@ -234,11 +235,7 @@ class PartialLargeKernelConv(nn.Module):
         k, c = self.kernel, self.conv_channels
         weight, bias = self.fused.weight.clone(), self.fused.bias
         weight[torch.arange(c), torch.arange(c), k // 2, k // 2] -= 1.0
-        self.large = nn.Conv2d(c, c, k, padding=k // 2)
-        self.small = nn.Conv2d(c, c, self.small_kernel, padding=self.small_kernel // 2)
-        self.dilated = nn.Conv2d(c, c, 3, padding=self.dilation, dilation=self.dilation)
-        for conv, value, shift in ((self.large, weight, bias), (self.small, 0, 0), (self.dilated, 0, 0)):
-            conv.to(weight)
-            conv.weight.copy_(torch.as_tensor(value))
-            conv.bias.copy_(torch.as_tensor(shift))
+        self.large = filled(nn.Conv2d(c, c, k, padding=k // 2), weight, bias, weight)
+        self.small = filled(nn.Conv2d(c, c, self.small_kernel, padding=self.small_kernel // 2), 0, 0, weight)
+        self.dilated = filled(nn.Conv2d(c, c, 3, padding=self.dilation, dilation=self.dilation), 0, 0, weight)
         self.fused = None
