@@ -11,6 +11,7 @@ from freqnet.cli import main
 from freqnet.data import (
     Degrader, HRFolderDataset, LoadedImage, PairedFolderDataset, build_validation_set, extract_subimages,
     modcrop, read_image, write_image)
+from freqnet.data.datasets import lost_detail
 
 
 def photo(h=96, w=80, seed=0):
@@ -80,6 +81,31 @@ def test_hr_dataset_determinism_sizes_and_epochs(tmp_path):
     assert np.array_equal(a["lr"], b["lr"]) and np.array_equal(a["hr"], b["hr"])
     data.set_epoch(1)
     assert not np.array_equal(a["hr"], data[1]["hr"]), "a new epoch draws new crops"
+
+
+def test_lost_detail_measures_what_the_downscale_removes():
+    rng = np.random.default_rng(0)
+    blocky = np.repeat(np.repeat(rng.random((8, 8, 3)), 4, axis=0), 4, axis=1)  # constant over every 4x4 block
+    assert lost_detail(np.full((32, 32, 3), 0.5), 4) == 0.0
+    assert lost_detail(blocky, 4) < 1e-12  # the block average keeps all of it
+    checker = np.repeat((np.indices((32, 32)).sum(axis=0) % 2)[..., None], 3, axis=2)  # all energy at the Nyquist frequency
+    assert lost_detail(checker, 4) == pytest.approx(0.25)
+    assert lost_detail(checker, 2) == pytest.approx(0.25)
+
+
+def test_detail_candidates_spend_samples_on_detailed_crops(tmp_path):
+    rng = np.random.default_rng(1)
+    save(tmp_path / "a_flat.png", np.full((64, 64, 3), 0.4) + 0.002 * rng.random((64, 64, 3)))
+    save(tmp_path / "b_detailed.png", rng.random((64, 64, 3)))
+    plain = HRFolderDataset(tmp_path, 2, 32, augment=False, repeat=100)
+    picky = HRFolderDataset(tmp_path, 2, 32, augment=False, repeat=100, detail_candidates=4)
+    assert [plain[i]["name"] for i in range(200)].count("b_detailed.png") == 100  # one sample per file per pass
+    names = [picky[i]["name"] for i in range(200)]
+    # a flat sample survives only if all three extra draws are the flat image too: (1/2)^3 of 100, about 12
+    assert 180 <= names.count("b_detailed.png") < 198
+    assert np.array_equal(picky[7]["hr"], picky[7]["hr"]) and picky[7]["name"] == names[7]
+    with pytest.raises(ValueError, match="detail_candidates must be at least 1"):
+        HRFolderDataset(tmp_path, 2, 32, detail_candidates=0)
 
 
 def test_bad_files_are_skipped_with_a_warning_naming_them(tmp_path):

@@ -181,6 +181,10 @@ def test_config_errors_name_the_key_and_the_closest(tmp_path, capsys):
         quick(model__overrides={"use_moee": False})
     with pytest.raises(ValueError, match="config compile_mode: default, reduce-overhead"):
         quick(compile_mode="cudagraphs")
+    with pytest.raises(ValueError, match="config data.train.detail_candidates: at least 1"):
+        quick(data__train__detail_candidates=0)
+    with pytest.raises(ValueError, match="detail_candidates: 1 with a paired LR folder"):
+        quick(data__train__detail_candidates=2, data__train__lr=str(tmp_path))
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**QUICK, "ema": {"decai": 0.9}}))
     assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 2

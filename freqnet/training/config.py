@@ -39,6 +39,8 @@ class TrainDataSection:
     workers: int = 2
     repeat: int = 1  # passes over the folder per epoch
     small_images: str = "pad"  # pad | skip
+    # >1: each sample keeps the most detailed of this many random crops (datasets.HRFolderDataset); 1: a random crop
+    detail_candidates: int = 1
 
 
 @dataclass
@@ -166,6 +168,9 @@ class TrainConfig:
         need(bool(self.data.train.hr), "data.train.hr", "a folder of training images is required")
         need(self.data.train.patch_size % self.model.scale == 0, "data.train.patch_size", "a multiple of the scale")
         need(self.data.train.small_images in ("pad", "skip"), "data.train.small_images", "pad or skip")
+        need(self.data.train.detail_candidates >= 1, "data.train.detail_candidates", "at least 1")
+        need(self.data.train.detail_candidates == 1 or not self.data.train.lr, "data.train.detail_candidates",
+             "1 with a paired LR folder (its crops are fixed by the LR files)")
         need(self.precision in ("fp32", "bf16", "fp16"), "precision", "fp32, bf16 or fp16")
         need(self.compile_mode in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
              "compile_mode", "default, reduce-overhead, max-autotune or max-autotune-no-cudagraphs")

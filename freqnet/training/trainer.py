@@ -199,7 +199,7 @@ class Trainer:
             length = len(data)
         else:
             data = HRFolderDataset(t.hr, scale, t.patch_size, t.recipe, seed=self.config.seed, small=t.small_images,
-                                   repeat=t.repeat)
+                                   repeat=t.repeat, detail_candidates=t.detail_candidates)
             length = len(data.files)
             data.repeat = max(t.repeat, math.ceil(t.batch_size / length))  # at least one global batch per epoch
         return data
