@@ -106,6 +106,8 @@ def test_detail_candidates_spend_samples_on_detailed_crops(tmp_path):
     assert np.array_equal(picky[7]["hr"], picky[7]["hr"]) and picky[7]["name"] == names[7]
     with pytest.raises(ValueError, match="detail_candidates must be at least 1"):
         HRFolderDataset(tmp_path, 2, 32, detail_candidates=0)
+    with pytest.raises(ValueError, match="1 at scale 1"):
+        HRFolderDataset(tmp_path, 1, 32, detail_candidates=2)
 
 
 def test_bad_files_are_skipped_with_a_warning_naming_them(tmp_path):

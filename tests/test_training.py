@@ -185,6 +185,8 @@ def test_config_errors_name_the_key_and_the_closest(tmp_path, capsys):
         quick(data__train__detail_candidates=0)
     with pytest.raises(ValueError, match="detail_candidates: 1 with a paired LR folder"):
         quick(data__train__detail_candidates=2, data__train__lr=str(tmp_path))
+    with pytest.raises(ValueError, match="detail_candidates: 1 at scale 1"):
+        quick(model__scale=1, data__train__detail_candidates=2)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({**QUICK, "ema": {"decai": 0.9}}))
     assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 2

@@ -91,8 +91,9 @@ class HRFolderDataset(SeededDataset):
         super().__init__(seed)
         if patch_size % scale:
             raise ValueError(f"patch_size {patch_size} must be a multiple of scale {scale}")
-        if detail_candidates < 1:
-            raise ValueError(f"detail_candidates must be at least 1, got {detail_candidates}")
+        if detail_candidates < 1 or (detail_candidates > 1 and scale == 1):
+            raise ValueError(f"detail_candidates must be at least 1 (1 at scale 1: no detail is lost), "
+                             f"got {detail_candidates}")
         self.scale, self.patch_size, self.augment, self.repeat = scale, patch_size, augment, repeat
         self.detail_candidates = detail_candidates
         self.degrader = Degrader(recipe, scale)

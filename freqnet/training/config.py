@@ -169,6 +169,8 @@ class TrainConfig:
         need(self.data.train.patch_size % self.model.scale == 0, "data.train.patch_size", "a multiple of the scale")
         need(self.data.train.small_images in ("pad", "skip"), "data.train.small_images", "pad or skip")
         need(self.data.train.detail_candidates >= 1, "data.train.detail_candidates", "at least 1")
+        need(self.data.train.detail_candidates == 1 or self.model.scale > 1, "data.train.detail_candidates",
+             "1 at scale 1 (a x1 model's input loses no detail to a downscale)")
         need(self.data.train.detail_candidates == 1 or not self.data.train.lr, "data.train.detail_candidates",
              "1 with a paired LR folder (its crops are fixed by the LR files)")
         need(self.precision in ("fp32", "bf16", "fp16"), "precision", "fp32, bf16 or fp16")
