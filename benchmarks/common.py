@@ -47,6 +47,11 @@ def inference_call(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], obje
     return run
 
 
+def onnx_call(model, x) -> Callable[[], object]:
+    """An `OnnxModel`'s forward on the numpy array `x`, as a no-argument callable for `interleaved_medians`."""
+    return lambda: model.forward(x)
+
+
 def interleaved_medians(candidates: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2) -> dict[str, float]:
     """Median seconds per call of each candidate, measured round-robin so that machine noise hits all alike."""
     for fn in candidates.values():

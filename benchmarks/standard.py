@@ -14,12 +14,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import inference_call, interleaved_medians, machine, write_report  # noqa: E402
+from common import inference_call, interleaved_medians, machine, onnx_call, write_report  # noqa: E402
 
 from freqnet.evaluation import STANDARD_SETS, evaluate, means, method_table, standard_datasets  # noqa: E402
 from freqnet.export import export_onnx  # noqa: E402
@@ -29,10 +28,6 @@ from freqnet.onnx_model import OnnxModel  # noqa: E402
 
 LATENCY_SIDE = 256
 REFERENCE_ANCHOR = "IMDN"  # the bar the issues set: IMDN's quality at IMDN's CPU latency
-
-
-def onnx_call(model: OnnxModel, x: np.ndarray):
-    return lambda: model.forward(x)
 
 
 def scale_section(scale: int, ours: list[str], anchors: list[Path], args, work: Path) -> list[str]:
