@@ -72,6 +72,17 @@ def test_recipe_from_yaml_file(tmp_path):
         Degrader("nope", 2)
 
 
+def test_mixture_recipe_from_yaml_file(tmp_path):
+    path = tmp_path / "mix.yaml"
+    path.write_text("name: mostly_clean\nmixture: {bicubic: 0.75, real_jpeg: 0.25}\n")
+    degrader, image, rng = Degrader(str(path), 2), photo(32, 32), np.random.default_rng(0)
+    labels = [degrader(image, rng)[1]["label"] for _ in range(400)]
+    assert set(labels) == {"bicubic", "real_jpeg"} and 270 <= labels.count("bicubic") <= 330  # 300 expected, sd 8.7
+    path.write_text("name: nested\nmixture: {bicubic: 0.5, real: 0.5}\n")
+    with pytest.raises(ValueError, match="mixture entry 'real' must name a step recipe"):
+        Degrader(str(path), 2)
+
+
 def test_hr_dataset_determinism_sizes_and_epochs(tmp_path):
     for i in range(3):
         save(tmp_path / f"img{i}.png", photo(70 + i, 90, seed=i))
