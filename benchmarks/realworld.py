@@ -48,7 +48,7 @@ def main() -> None:
         raise SystemExit(f"{args.classical} is x{models[args.classical].scale}, {args.photo} is x{scale}")
     with tempfile.TemporaryDirectory(prefix="b100-") as links:
         folders = {"held-out photos": args.held_out}
-        if args.benchmarks:
+        if args.benchmarks and args.b100_images > 0:  # --b100-images 0: the held-out photos only
             folders["B100"] = str(args.benchmarks / "BSD100" / "HR")
             if args.b100_images < 100:  # a folder of links to the first N, so the evaluation sees only those
                 subset = Path(links) / "HR"
