@@ -3,10 +3,12 @@ and the shipped `base` against IMDN, the project's goal), in one round-robin run
 `freqnet upscale` runs it) and exported to ONNX Runtime, the anchors (the authors' ONNX files) in ONNX Runtime.
 ×4, fp32, batch 1, 256² input, median of `--repeats` calls after warm-up.
 
-    python benchmarks/preset_latency.py --anchors ../shared/anchors --out docs/preset_latency.md [--threads 2]
+    python benchmarks/preset_latency.py --anchors ../shared/anchors --out docs/preset_latency.md [--threads 2] \
+        [--models x4=IMDN runs/light/tiny1/checkpoints/iter_00002000_ema.safetensors=RLFN]
 
 The presets run with random weights (latency does not depend on them, except through the MoE's routing: tokens
-that pick the same expert run as one batch); the shipped `x4` is timed beside them as the trained `base`.
+that pick the same expert run as one batch); `--models` times trained models (a shipped name or a weights file,
+each with the anchor it is held to) beside them, by default the shipped `x4` as the trained `base`.
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ from freqnet.onnx_model import OnnxModel  # noqa: E402
 SIDE = 256
 # The latency bar of each preset: the published network whose CPU time it must not exceed (issue 12). `large` has
 # none: it is the quality end of the range.
-NAMED_ANCHOR = {"tiny": "RLFN", "small": "IMDN", "base": "IMDN", "x4": "IMDN"}
+NAMED_ANCHOR = {"tiny": "RLFN", "small": "IMDN", "base": "IMDN"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--anchors", type=Path, required=True, help="folder of <Network>_x4.onnx files")
     parser.add_argument("--presets", nargs="+", default=["tiny", "small", "base", "large"])
+    parser.add_argument("--models", nargs="+", default=["x4=IMDN"], metavar="MODEL=ANCHOR",
+                        help="trained models to time beside the presets: a shipped name or a weights file, "
+                        "and the anchor whose time it must not exceed")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--out", type=Path, default=None)
@@ -44,13 +49,16 @@ def main() -> None:
     torch.manual_seed(0)
 
     models = {preset: fuse(build_model(preset, scale=4)) for preset in args.presets}
-    models["x4"] = Upscaler("x4", tile=None).model
+    bars = dict(NAMED_ANCHOR)
+    for spec in args.models:
+        name, bars[name] = spec.rsplit("=", 1)
+        models[name] = Upscaler(name, tile=None).model
     anchors = {path.stem.split("_x")[0]: OnnxModel(path, args.threads) for path in sorted(args.anchors.glob("*_x4.onnx"))}
     x = torch.rand(1, 3, SIDE, SIDE)
     calls = {}
     with tempfile.TemporaryDirectory() as work:
-        for name, model in models.items():
-            path = Path(work) / f"{name}.onnx"
+        for index, (name, model) in enumerate(models.items()):
+            path = Path(work) / f"{index}.onnx"
             export_onnx(model, path, dynamic=True)
             calls[f"{name} PyTorch"] = inference_call(model, x)
             calls[f"{name} ORT"] = onnx_call(OnnxModel(path, args.threads), x.numpy())
@@ -58,12 +66,12 @@ def main() -> None:
         ms = {name: 1000 * seconds for name, seconds in interleaved_medians(calls, repeats=args.repeats).items()}
 
     def anchor_of(name: str) -> str | None:
-        return next((a for a in anchors if a.split("-")[0] == NAMED_ANCHOR.get(name)), None)
+        return next((a for a in anchors if a.split("-")[0] == bars.get(name)), None)
 
     rows = ["| model | params (fused) | PyTorch ms | ORT ms | named anchor | anchor ORT ms | ours / anchor: PyTorch, ORT "
             "| within the bar |", "|---|---|---|---|---|---|---|---|"]
     for name, model in models.items():
-        label = f"`{name}`" + (" (random weights)" if name in args.presets else " (shipped, trained `base`)")
+        label = f"`{name}`" + (" (random weights)" if name in args.presets else " (trained)")
         params = f"{sum(p.numel() for p in model.parameters()) / 1e6:.3f} M"
         ours = (ms[f"{name} PyTorch"], ms[f"{name} ORT"])
         anchor = anchor_of(name)
