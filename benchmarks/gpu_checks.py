@@ -100,27 +100,47 @@ def peers() -> dict[str, torch.nn.Module]:
         return {}
 
 
-def latency(lines: list[str], height: int, width: int) -> None:
+def latency(lines: list[str], height: int, width: int, compiled: list[str]) -> None:
+    """Eager cells per dtype, then `compiled` precisions through torch.compile as `freqnet upscale --compile` runs
+    it (on a GPU with CUDA graphs: the eager forward is launch-bound), with each compile's own time."""
     x = torch.rand(1, 3, height, width, device=DEVICE)
     models = {preset: freqnet.fuse(freqnet.build_model(preset, 4)) for preset in PRESETS}
     models.update(peers())
+    mode = "reduce-overhead" if DEVICE.type == "cuda" else None
     lines += [f"## Inference latency, ×4, {width}×{height} input (the peers' published FPS setting), batch 1", "",
-              "| model | fp32 ms | bf16 ms | fp16 ms | fp16 FPS |", "|---|---|---|---|---|"]
+              "| model | fp32 ms | bf16 ms | fp16 ms | fp16 FPS |"
+              + "".join(f" compiled {p} ms (compile s) |" for p in compiled), "|---|---|---|---|---|" + "---|" * len(compiled)]
     for name, model in models.items():
         model = model.eval().to(DEVICE)
         cells = []
         for dtype in DTYPES.values():
-            def run():
-                with torch.inference_mode(), torch.autocast(DEVICE.type, dtype=dtype, enabled=dtype is not None):
-                    model(x)
             try:
-                cells.append(gpu_ms(run))
+                cells.append(f"{gpu_ms(lambda: infer(model, x, dtype)):.1f}")
             except RuntimeError as error:  # a peer that cannot run a dtype: say so rather than stop
                 print(f"{name} {dtype}: {error}")
-                cells.append(float("nan"))
-        lines.append(f"| {name} | {cells[0]:.1f} | {cells[1]:.1f} | {cells[2]:.1f} | {1e3 / cells[2]:.1f} |")
+                cells.append("n/a")
+        cells.append(f"{1e3 / float(cells[2]):.1f}" if cells[2] != "n/a" else "n/a")
+        for precision in compiled:
+            if name not in PRESETS:  # peers: eager only
+                cells.append("–")
+                continue
+            torch._dynamo.reset()
+            forward = torch.compile(model, mode=mode)
+            start = time.perf_counter()
+            infer(forward, x, DTYPES[precision])
+            synchronize()
+            compile_s = time.perf_counter() - start
+            cells.append(f"{gpu_ms(lambda: infer(forward, x, DTYPES[precision])):.1f} ({compile_s:.0f})")
+            print(f"{name} compiled {precision}: {cells[-1]}", flush=True)  # a deadline keeps what it has
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+        print(lines[-1], flush=True)
         model.cpu()
     lines.append("")
+
+
+def infer(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -> None:
+    with torch.inference_mode(), torch.autocast(DEVICE.type, dtype=dtype, enabled=dtype is not None):
+        model(x)
 
 
 def train_speed(lines: list[str], steps: int) -> None:
@@ -195,6 +215,8 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=["parity", "latency", "profile", "train"],
                         choices=["parity", "latency", "profile", "train", "compile"])
     parser.add_argument("--presets", nargs="+", default=PRESETS, help="presets for latency and training speed")
+    parser.add_argument("--latency-compiled", nargs="*", default=[], choices=list(DTYPES),
+                        help="precisions to time compiled in --sections latency (each compiles once per preset)")
     parser.add_argument("--compile-cells", nargs="+", default=COMPILE_CELLS, help="PRECISION:MODE for --sections compile")
     args = parser.parse_args()
     global DEVICE
@@ -207,7 +229,7 @@ def main() -> None:
              f"Device: {name}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
              f"cuDNN {torch.backends.cudnn.version()}. cudnn.benchmark on; TF32 convolutions on (PyTorch default).", ""]
     PRESETS[:] = args.presets
-    sections = {"parity": parity, "latency": lambda l: latency(l, *args.size), "profile": profile,
+    sections = {"parity": parity, "latency": lambda l: latency(l, *args.size, args.latency_compiled), "profile": profile,
                 "train": lambda l: train_speed(l, args.steps), "compile": lambda l: compiled_speed(l, args.steps, args.compile_cells)}
     for section in (sections[name] for name in args.sections):
         try:

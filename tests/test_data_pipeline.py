@@ -182,6 +182,15 @@ def test_paired_dataset_mismatch_names_files_and_expected_sizes(tmp_path):
         PairedFolderDataset(tmp_path / "lr", tmp_path / "hr", 4)
 
 
+def test_missing_validation_folders_fail_at_start_up(tmp_path):
+    """A validation folder that is not there (a lease that lost it) lists no images; the trainer must stop at
+    start-up, not crash at its first validation hundreds of iterations later."""
+    with pytest.raises(ValueError, match=r"no images under LR .*missing/lr / HR .*missing/hr"):
+        PairedFolderDataset(tmp_path / "missing" / "lr", tmp_path / "missing" / "hr", 4)
+    with pytest.raises(ValueError, match=r"no usable images under .*missing"):
+        build_validation_set(tmp_path / "missing", tmp_path / "val", "bicubic", 4)
+
+
 def test_validation_set_is_built_once_and_reused(tmp_path):
     (tmp_path / "src").mkdir()
     for i in range(2):

@@ -209,6 +209,8 @@ class PairedFolderDataset(SeededDataset):
                 self.pairs.append((lr_files[key], hr_files[key]))
         if mismatches:
             raise ValueError(f"LR/HR pairs unusable (LR {lr_root}, HR {hr_root}): " + "; ".join(mismatches))
+        if not self.pairs:  # a missing folder lists no images: say so now, not at the first validation
+            raise ValueError(f"no images under LR {lr_root} / HR {hr_root}")
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -237,6 +239,8 @@ def build_validation_set(hr_root: str | Path, out_dir: str | Path, recipe: str |
     so every run is scored on identical inputs. A different recipe, scale, seed or file list rebuilds."""
     out_dir = Path(out_dir)
     files = [p for p in list_images(hr_root) if image_size(p) is not None]
+    if not files:
+        raise ValueError(f"no usable images under {hr_root}")
     degrader = Degrader(recipe, scale)
     signature = {"recipe": degrader.name, "scale": scale, "seed": seed, "max_side": max_side,
                  "files": [p.name for p in files]}
