@@ -120,6 +120,7 @@ def latency(lines: list[str], height: int, width: int, compiled: list[str]) -> N
                 print(f"{name} {dtype}: {error}")
                 cells.append("n/a")
         cells.append(f"{1e3 / float(cells[2]):.1f}" if cells[2] != "n/a" else "n/a")
+        print(f"{name} eager fp32 / bf16 / fp16 ms, fp16 FPS: {' / '.join(cells)}", flush=True)
         for precision in compiled:
             if name not in PRESETS:  # peers: eager only
                 cells.append("–")

@@ -21,6 +21,9 @@
 # Fourth lease (H100): 3.5-6.0 it/s each; x4 and x2 finished, x3 and real-x4 stopped at 95 % (lr ~5e-6).
 # Fifth lease (H200, three jobs, eager): x4 (48 x HR 192) 4.0-4.4 it/s, x2 4.2-6.2, x3 4.5-8.7; x4 and x2 finished,
 # x3 stopped at 81 %. A second call measured small's step compiled with CUDA graphs at 3.6x eager (gpu_checks.md).
+# Sixth lease (H200, ONLY=x4 ITER_SCALE=130, compiled): x4 alone at 32 x HR 256 compiled in ~100 s, then 6-7.5 it/s
+# (eager on the same GPU: 4.8-5.8); the deadline stopped it at 68 %. A later call on the warm machine finds only
+# what that call carries (the first call's INPUTS were gone): carry every path the command reads, each time.
 set -u
 INPUTS=${INPUTS:-gpu_inputs}
 PHOTOS=${PHOTOS:-data/photos/train_hr}  # scripts/prepare_offline_photos.py
