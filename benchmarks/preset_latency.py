@@ -4,11 +4,13 @@ and the shipped `base` against IMDN, the project's goal), in one round-robin run
 ×4, fp32, batch 1, 256² input, median of `--repeats` calls after warm-up.
 
     python benchmarks/preset_latency.py --anchors ../shared/anchors --out docs/preset_latency.md [--threads 2] \
-        [--models x4=IMDN runs/light/tiny1/checkpoints/iter_00002000_ema.safetensors=RLFN]
+        [--models x4=IMDN runs/light/tiny1/checkpoints/iter_00002000_ema.safetensors=RLFN] \
+        [--candidates small1=small,levels=1,enc_blocks=2,dec_blocks=2,bottleneck_blocks=2=IMDN]
 
 The presets run with random weights (latency does not depend on them, except through the MoE's routing: tokens
 that pick the same expert run as one batch); `--models` times trained models (a shipped name or a weights file,
-each with the anchor it is held to) beside them, by default the shipped `x4` as the trained `base`.
+each with the anchor it is held to) beside them, by default the shipped `x4` as the trained `base`;
+`--candidates` times presets with overrides (random weights too), to choose a preset before training it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,19 @@ SIDE = 256
 NAMED_ANCHOR = {"tiny": "RLFN", "small": "IMDN", "base": "IMDN"}
 
 
+def candidate(spec: str) -> tuple[str, torch.nn.Module, str]:
+    """NAME=PRESET,KEY=VALUE,...=ANCHOR: a preset with ModelConfig overrides (block tuples written 3/2)."""
+    name, rest = spec.split("=", 1)
+    rest, anchor = rest.rsplit("=", 1)
+    preset, *pairs = rest.split(",")
+    overrides = {}
+    for pair in pairs:
+        key, value = pair.split("=")
+        numbers = [float(v) if "." in v else int(v) for v in value.split("/")]
+        overrides[key] = tuple(numbers) if key.endswith("_blocks") and key != "bottleneck_blocks" else numbers[0]
+    return name, fuse(build_model(preset, scale=4, **overrides)), anchor
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--anchors", type=Path, required=True, help="folder of <Network>_x4.onnx files")
@@ -41,6 +56,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["x4=IMDN"], metavar="MODEL=ANCHOR",
                         help="trained models to time beside the presets: a shipped name or a weights file, "
                         "and the anchor whose time it must not exceed")
+    parser.add_argument("--candidates", nargs="+", default=[], metavar="NAME=PRESET,KEY=VALUE,...=ANCHOR",
+                        help="presets with overrides (random weights), each with the anchor it is held to")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--out", type=Path, default=None)
@@ -50,9 +67,12 @@ def main() -> None:
 
     models = {preset: fuse(build_model(preset, scale=4)) for preset in args.presets}
     bars = dict(NAMED_ANCHOR)
+    trained = {spec.rsplit("=", 1)[0] for spec in args.models}
     for spec in args.models:
         name, bars[name] = spec.rsplit("=", 1)
         models[name] = Upscaler(name, tile=None).model
+    for spec in args.candidates:
+        name, models[name], bars[name] = candidate(spec)
     anchors = {path.stem.split("_x")[0]: OnnxModel(path, args.threads) for path in sorted(args.anchors.glob("*_x4.onnx"))}
     x = torch.rand(1, 3, SIDE, SIDE)
     calls = {}
@@ -71,7 +91,7 @@ def main() -> None:
     rows = ["| model | params (fused) | PyTorch ms | ORT ms | named anchor | anchor ORT ms | ours / anchor: PyTorch, ORT "
             "| within the bar |", "|---|---|---|---|---|---|---|---|"]
     for name, model in models.items():
-        label = f"`{name}`" + (" (random weights)" if name in args.presets else " (trained)")
+        label = f"`{name}`" + (" (trained)" if name in trained else " (random weights)")
         params = f"{sum(p.numel() for p in model.parameters()) / 1e6:.3f} M"
         ours = (ms[f"{name} PyTorch"], ms[f"{name} ORT"])
         anchor = anchor_of(name)
