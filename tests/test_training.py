@@ -105,6 +105,17 @@ def test_resume_falls_back_past_a_corrupt_checkpoint(tmp_path):
     assert trainer.iteration == 4
 
 
+def test_resume_with_another_model_config_names_the_version_and_the_overrides(tmp_path):
+    """A preset redefined by a later version: resuming an old run must say which fields differ, which version wrote
+    the checkpoint, and the overrides that rebuild its model; with those overrides it resumes."""
+    stop_at(Trainer(quick(), tmp_path / "run"), 4).run()
+    changed = quick(model__overrides={"router_noise": 0.1, "drop_path": 0.1, "enc_blocks": [2, 1]})
+    with pytest.raises(freqnet.CheckpointError, match=rf"written by freqnet {freqnet.__version__} for a different "
+                       r"model: enc_blocks \(1, 1\) \(config: \(2, 1\)\).*model.overrides: \{enc_blocks: \[1, 1\]\}"):
+        Trainer(changed, tmp_path / "run", resume="auto")
+    assert Trainer(quick(), tmp_path / "run", resume="auto").iteration == 4
+
+
 def test_a_run_folder_loads_as_its_newest_intact_ema_weights(tmp_path):
     Trainer(quick(), tmp_path / "run").run()
     checkpoints = tmp_path / "run" / "checkpoints"

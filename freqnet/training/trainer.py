@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import random
@@ -24,10 +25,11 @@ from .. import metrics
 from ..archs.discriminator import UNetDiscriminatorSN
 from ..archs.layers import DropPath
 from ..archs.network import HybridMoEFreqNet
+from ..config import ModelConfig
 from ..data.datasets import HRFolderDataset, PairedFolderDataset, build_validation_set
 from ..losses import (CharbonnierLoss, FFTLoss, L1Loss, MSELoss, MSSSIMLoss, PerceptualLoss, SSIMLoss,
                       discriminator_loss, generator_loss)
-from ..models import load_model, transfer_weights
+from ..models import CheckpointError, load_model, read_metadata, transfer_weights
 from ..run_files import manifests
 from .checkpoint import CheckpointManager
 from .config import TrainConfig
@@ -135,6 +137,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), 624, 0, 0.0))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def config_mismatch(path: Path, saved: ModelConfig, wanted: ModelConfig) -> str:
+    """Which model fields differ between a run's checkpoint and its config, with the version that wrote it, and the
+    overrides that rebuild the checkpoint's model (presets change between versions; the files keep their config)."""
+    version = read_metadata(path).get("freqnet_version", "an unknown version")
+    fields = [f.name for f in dataclasses.fields(ModelConfig) if getattr(saved, f.name) != getattr(wanted, f.name)]
+    changed = ", ".join(f"{name} {getattr(saved, name)} (config: {getattr(wanted, name)})" for name in fields)
+    overrides = ", ".join(f"{name}: {json.dumps(getattr(saved, name))}" for name in fields)
+    return (f"{path} was written by freqnet {version} for a different model: {changed}. Presets can change between "
+            f"versions; to continue this run with this version set model.overrides: {{{overrides}}}")
 
 
 class Trainer:
@@ -254,7 +267,10 @@ class Trainer:
             path = Path(resume)
             manifest = path if path.suffix == ".json" else path.with_name(path.name.split(".")[0] + ".json")
             state, paths = CheckpointManager(manifest.parent).load(manifest)
-        self.model.load_state_dict(load_model(paths["model"]).state_dict())
+        saved = load_model(paths["model"])
+        if saved.config != self.model.config:  # e.g. a preset that a later version redefined
+            raise CheckpointError(config_mismatch(paths["model"], saved.config, self.model.config))
+        self.model.load_state_dict(saved.state_dict())
         if self.ema is not None and "ema" in paths:
             self.ema.load_state_dict(load_model(paths["ema"]).state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
