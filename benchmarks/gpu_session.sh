@@ -31,6 +31,7 @@ PYTHON=${PYTHON:-python3}
 
 if [ "${1:-}" = stage ]; then  # here, before the lease: stage BENCHMARKS
   mkdir -p "$INPUTS" && cp -r "$2/Set5" "$INPUTS/" || exit
+  cp "$(dirname "$PHOTOS")/manifest.csv" "$INPUTS/"  # the photos' sources and licences, for the model cards
   # The whole training photos as lossless WebP (29 MP: 31 MB, where their PNG sub-images take 63 MB)
   $PYTHON - "$PHOTOS" "$INPUTS/train_hr" <<'EOF' || exit
 import sys
@@ -75,6 +76,7 @@ if [ -z "$AGAIN_FROM" ]; then
   $PYTHON -c "import sys; from freqnet.data import extract_subimages; print(len(extract_subimages(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[3]) * 3 // 4)), 'crops')" \
     "$INPUTS/train_hr" "$TRAIN" "$SUB" > "$LOGS/extract.log" 2>&1 &
   extract=$!
+  cp "$INPUTS/manifest.csv" "$(dirname "$TRAIN")/" 2>/dev/null  # beside train_sub, where ship_model.py reads it
   if [ "$CHECKS_S" -gt 0 ]; then  # (timeout 0 would mean no deadline at all)
     timeout "$CHECKS_S" $PYTHON benchmarks/gpu_checks.py $CHECKS --steps 10 --out "$LOGS/gpu_checks.md" \
       > "$LOGS/gpu_checks.log" 2>&1

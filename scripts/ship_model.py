@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from common import replace_block  # noqa: E402
 
 import freqnet  # noqa: E402
+from freqnet.data import list_images  # noqa: E402
+from freqnet.data.datasets import image_size  # noqa: E402
 from freqnet.evaluation import Dataset, evaluate, markdown, means, method_table, standard_datasets  # noqa: E402
 from freqnet.inference import Upscaler  # noqa: E402
 from freqnet.info import count_parameters  # noqa: E402
@@ -46,6 +48,13 @@ def data_sources(train_folder: str) -> str:
     with open(manifest, newline="") as f:
         counts = Counter(row["source"] for row in csv.DictReader(f) if row["split"] == "train")
     return "training images by source: " + ", ".join(f"{source} {n}" for source, n in counts.most_common())
+
+
+def subimage_side(train_folder: str) -> str:
+    """The sub-images' usual size (the preparation script cuts 256², a GPU lease 384²; edge crops are smaller)."""
+    sizes = Counter(image_size(path, warn=False) for path in list_images(train_folder))
+    (width, height), _ = sizes.most_common(1)[0]
+    return f"{width}²" if width == height else f"{width}×{height}"
 
 
 def gains(rows: list, baseline: str) -> str:
@@ -175,7 +184,8 @@ def ship_run(args) -> str:
         f"- File: `freqnet/weights/{args.name}.safetensors` (fused, {target.stat().st_size / 1e6:.1f} MB, "
         f"{count_parameters(model) / 1e6:.3f} M parameters).",
         f"- Data: `{config['data']['train']['hr']}` (`scripts/prepare_offline_photos.py`; "
-        f"{data_sources(config['data']['train']['hr'])}; docs/data.md), 256² sub-images; LR by the "
+        f"{data_sources(config['data']['train']['hr'])}; docs/data.md), {subimage_side(config['data']['train']['hr'])} "
+        "sub-images; LR by the "
         f"`{config['data']['train']['recipe']}` recipe. Not DIV2K/DF2K.",
         f"- Training: `{config['name']}` config ({config_source(config['name'], args.run)}), {iteration} "
         f"iterations, batch "
