@@ -1,6 +1,6 @@
 """freqnet: HybridMoE-FreqNet image super-resolution and restoration."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .archs import HybridMoEFreqNet  # noqa: E402
 from .config import PRESETS, ModelConfig, preset_config  # noqa: E402
