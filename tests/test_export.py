@@ -15,6 +15,8 @@ CONFIGS = {
     "full": {}, "no_moe": {"use_moe": False}, "no_hf_path": {"use_hf_path": False},
     "no_attention": {"use_attention": False}, "laplacian": {"splitter": "laplacian"},
     "dysample": {"upsampler": "dysample"}, "pruning": {"prune_threshold": 0.05}, "top2": {"top_k": 2},
+    # an odd kernel radius: the polyphase kernel's ceil division once exported as truncation (a 5x5 for a 7x7)
+    "kernel_11": {"plk_kernel": 11},
 }
 
 

@@ -130,7 +130,7 @@ def polyphase_kernel(weight: torch.Tensor, phases: int) -> torch.Tensor:
     """
     c_out, c_in, k, _ = weight.shape
     s, r = phases, k // 2
-    reach = -(-r // s)
+    reach = (r + s - 1) // s  # ceil(r / s) on non-negative ints: the exporter turns -(-r // s) into truncation
     size = 2 * reach + 1
     pad = s * reach - r + s - 1
     padded = F.pad(weight, (pad, pad, pad, pad))
