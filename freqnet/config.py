@@ -116,7 +116,8 @@ class ModelConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Sized to the classes of SAFMN (~0.25M), SPAN / RLFN (~0.3-0.4M), PLKSR (~7M).
+    # Each held to a published network's CPU latency (docs/preset_latency.md): tiny to RLFN's, small to IMDN's; base
+    # (the shipped models) takes ~1.3x IMDN's; large is the quality end (~7 M, PLKSR's class).
     "tiny": dict(dim=16, levels=2, enc_blocks=(1, 1), dec_blocks=(1, 1), bottleneck_blocks=1, head_dim=16,
                  ffn_expansion=1.5, plk_kernel=13),
     # One level since freqnet 0.2 (0.1: two levels, enc (1, 2), dec (1, 1), 0.92 M; the shipped `restore`). Chosen by
