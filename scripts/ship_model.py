@@ -179,7 +179,8 @@ def ship_run(args) -> str:
     baseline = "lanczos" if "lanczos" in scores else "input"
     return "\n".join([
         f"<!-- card:{args.name} -->",
-        f"## `{args.name}` — ×{scale}, preset `{config['model']['preset']}`",
+        f"## `{args.name}` — ×{scale}, preset `{config['model']['preset']}`"
+        + (f" with overrides {config['model']['overrides']}" if config["model"].get("overrides") else ""),
         "",
         f"- File: `freqnet/weights/{args.name}.safetensors` (fused, {target.stat().st_size / 1e6:.1f} MB, "
         f"{count_parameters(model) / 1e6:.3f} M parameters).",
