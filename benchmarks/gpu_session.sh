@@ -62,8 +62,8 @@ RUNS=${RUNS:-runs/gpu}       # a new folder per lease (runs/gpu2, ...): the runs
 # from that round's newest EMA weights, skips the checks, reuses its sub-images, and scales the schedules to TRAIN_S.
 AGAIN_FROM=${AGAIN_FROM:-}
 ONLY=${ONLY:-}               # job names to run (space-separated; default all): fewer jobs share the GPU, each runs faster
-ITER_SCALE=${ITER_SCALE:-100}
-SUB=${SUB:-384}              # sub-image side (step 3/4 of it): HR 256 crops still move inside a 384 sub-image  # percent on every job's iterations, e.g. for ONLY's faster jobs
+ITER_SCALE=${ITER_SCALE:-100}  # percent on every job's iterations, e.g. for ONLY's faster jobs
+SUB=${SUB:-384}              # sub-image side (step 3/4 of it): HR 256 crops still move inside a 384 sub-image
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
 mkdir -p "$OUT" "$RUNS/logs"
 LOGS=$RUNS/logs

@@ -67,10 +67,11 @@ def main() -> None:
 
     models = {preset: fuse(build_model(preset, scale=4)) for preset in args.presets}
     bars = dict(NAMED_ANCHOR)
-    trained = {spec.rsplit("=", 1)[0] for spec in args.models}
+    trained = set()
     for spec in args.models:
         name, bars[name] = spec.rsplit("=", 1)
         models[name] = Upscaler(name, tile=None).model
+        trained.add(name)
     for spec in args.candidates:
         name, models[name], bars[name] = candidate(spec)
     anchors = {path.stem.split("_x")[0]: OnnxModel(path, args.threads) for path in sorted(args.anchors.glob("*_x4.onnx"))}
