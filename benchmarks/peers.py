@@ -2,13 +2,13 @@
 trained by the one loop below with the same data, patches, iterations, seed and optimiser, then scored on the
 held-out photos and timed on this CPU in one interleaved run.
 
-spandrel needs torchvision, so this runs from its own environment, never the core install or CI:
+spandrel is an optional extra, installed without its requirements (they pull a CUDA torchvision in; freqnet imports
+it without torchvision, `freqnet.integrations.import_spandrel`):
 
-    python -m venv peers-venv
-    peers-venv/bin/pip install torch==2.14.1 torchvision==0.29.1 && peers-venv/bin/pip install spandrel einops -e .
-    python scripts/prepare_offline_photos.py --out data/photos                          # once
-    peers-venv/bin/python benchmarks/peers.py train --only SAFMN [--iterations 2000]   # one process per model
-    peers-venv/bin/python benchmarks/peers.py report --out docs/peers.md
+    pip install --no-deps spandrel==0.4.2 einops
+    python scripts/prepare_offline_photos.py --out data/photos                     # once
+    python benchmarks/peers.py train --only SPAN [--iterations 2000]               # one process per model
+    python benchmarks/peers.py report --benchmarks ../shared/benchmarks --out docs/peers.md
 
 `train` uses the GPU when there is one; models already trained (their weights exist) are skipped, and one
 stopped part-way (Ctrl-C, a session's end) continues from its last progress save when started again.
@@ -35,7 +35,7 @@ import freqnet  # noqa: E402
 from common import inference_call, interleaved_medians, machine, write_report  # noqa: E402
 from freqnet.archs.network import HybridMoEFreqNet  # noqa: E402
 from freqnet.data.datasets import HRFolderDataset  # noqa: E402
-from freqnet.evaluation import Dataset, evaluate, means  # noqa: E402
+from freqnet.evaluation import Dataset, evaluate, means, standard_datasets  # noqa: E402
 from freqnet.runtime import keep_freed_memory  # noqa: E402
 from freqnet.training.config import OptimSection  # noqa: E402
 from freqnet.training.ema import EMA  # noqa: E402
@@ -44,6 +44,9 @@ from freqnet.training.schedule import lr_factor  # noqa: E402
 
 def peer_factories() -> dict[str, Callable[[int], nn.Module]]:
     """The peers' published light configurations, built by spandrel's architecture classes."""
+    from freqnet.integrations import import_spandrel
+
+    import_spandrel()
     from spandrel.architectures.PLKSR import PLKSR
     from spandrel.architectures.SAFMN import SAFMN
     from spandrel.architectures.SPAN import SPAN
@@ -226,6 +229,20 @@ class WholeImage:
         return self.model(x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
 
 
+STANDARD_SETS = ("Set5", "Set14", "BSD100", "Urban100")
+
+
+def standard_scores(models: dict[str, nn.Module], root: Path, scale: int) -> dict[str, dict[str, float]]:
+    """PSNR-Y of every model on the field's test sets (official LR where the folder has it)."""
+    datasets = standard_datasets(root, STANDARD_SETS, scale)
+    scores = {}
+    for name, model in models.items():
+        rows = evaluate(WholeImage(model), datasets, scale, baselines=())
+        scores[name] = {key[0]: mean["model"]["psnr"] for key, mean in means(rows, lambda r: (r.dataset,)).items()}
+        print(f"{name}: " + " / ".join(f"{scores[name][s]:.2f}" for s in STANDARD_SETS), flush=True)
+    return scores
+
+
 def training_status(args, name: str) -> str:
     progress = progress_path(args.runs, name)
     if not progress.is_file():
@@ -237,11 +254,11 @@ def training_status(args, name: str) -> str:
 def report(args) -> str:
     torch.set_num_threads(args.threads)
     keep_freed_memory()
-    names = [n for n in CANDIDATES if weights_path(args.runs, n).is_file()]
+    names = [n for n in args.only if weights_path(args.runs, n).is_file()]
     if not names:
         raise SystemExit(f"no trained models under {args.runs}: run `peers.py train` first")
     models = {name: load(name, args.runs, args.scale) for name in names}
-    untrained = {name: untrained_deploy_form(name, args.scale) for name in CANDIDATES if name not in names}
+    untrained = {name: untrained_deploy_form(name, args.scale) for name in args.only if name not in names}
     meta = {name: json.loads((weights_path(args.runs, name).parent / "meta.json").read_text()) for name in names}
     held_out = [Dataset("held-out", str(args.data / "val_hr"))]
     scores, baselines = {}, None
@@ -252,6 +269,7 @@ def report(args) -> str:
         baselines = baselines or mean
         scores[name] = mean["model"]
         print(f"{name}: {scores[name]['psnr']:.3f} dB", flush=True)
+    standard = standard_scores(models, args.benchmarks, args.scale) if args.benchmarks else {}
 
     timed = {**models, **untrained}  # an untrained model is as fast as a trained one: time it all the same
     sizes = args.latency_sizes
@@ -267,6 +285,7 @@ def report(args) -> str:
     def times(name: str, other: str) -> str:
         return " / ".join(f"{latency[size][name] / latency[size][other]:.2f}" for size in sizes)
 
+    sets = STANDARD_SETS if standard else ()
     reference = "freqnet-small" if "freqnet-small" in names else names[0]
     first = meta[names[0]]
     lanczos = baselines["lanczos"]["psnr"]
@@ -278,37 +297,46 @@ def report(args) -> str:
         "the same offline photos (`scripts/prepare_offline_photos.py`). No model got its own tuned recipe; where "
         "each was trained is in the table (the loop and its numbers are the same on either device).",
         f"Scored with the EMA weights on the {len(list((args.data / 'val_hr').iterdir()))} held-out photos "
-        f"(PSNR/SSIM on Y, crop {args.scale}). Bicubic {baselines['bicubic']['psnr']:.3f} dB, Lanczos {lanczos:.3f} dB.",
+        f"(PSNR/SSIM on Y, crop {args.scale}). Bicubic {baselines['bicubic']['psnr']:.3f} dB, Lanczos {lanczos:.3f} dB."
+        + (f" Set5 / Set14 / BSD100 / Urban100: PSNR-Y (crop {args.scale}) from the official LR where the folder has "
+           "it (`freqnet eval --benchmark` conventions)." if sets else ""),
         "CPU latency: deploy form (ours fused; SPAN's Conv3XC in its eval form), fp32, "
         f"{' and '.join(f'{size}²' for size in sizes)} input (a cell gives each, in that order), "
         f"median of {args.repeats} interleaved runs. Machine: {machine()}.", "",
         "These are short runs on photos that are not the published benchmarks; the peers' published numbers come "
         "from 500K iterations on DF2K. The table compares architectures under one small budget, nothing more.", "",
-        f"| model | params | PSNR | vs Lanczos | vs {reference} | SSIM | CPU ms | CPU × | trained on | train wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| model | params | PSNR | vs Lanczos | vs {reference} | SSIM | "
+        + "".join(f"{s} | " for s in sets) + "CPU ms | CPU × | trained on | train wall s |",
+        "|---|---|---|---|---|---|" + "---|" * len(sets) + "---|---|---|---|",
     ]
     for name in names:
         s = scores[name]
         lines.append(f"| {name} | {deploy_parameters(models[name]) / 1e6:.3f} M | {s['psnr']:.3f} | "
                      f"{s['psnr'] - lanczos:+.3f} | {s['psnr'] - scores[reference]['psnr']:+.3f} | {s['ssim']:.4f} | "
-                     f"{ms(name)} | {times(name, reference)} | "
-                     f"{meta[name]['device'].split(',')[0]} | {meta[name]['wall_s']:.0f} |")
+                     + "".join(f"{standard[name][set_]:.2f} | " for set_ in sets) + f"{ms(name)} | "
+                     f"{times(name, reference)} | {meta[name]['device'].split(',')[0]} | {meta[name]['wall_s']:.0f} |")
     for name, model in untrained.items():
-        lines.append(f"| {name} | {deploy_parameters(model) / 1e6:.3f} M | — | — | — | — | {ms(name)} | "
-                     f"{times(name, reference)} | {training_status(args, name)} | — |")
+        lines.append(f"| {name} | {deploy_parameters(model) / 1e6:.3f} M | — | — | — | — | " + "— | " * len(sets)
+                     + f"{ms(name)} | {times(name, reference)} | {training_status(args, name)} | — |")
     if untrained:
         lines += ["", f"Not trained at this budget (no weights under `{args.runs}`): {', '.join(untrained)}; "
                   "timed only. A run in progress continues with `peers.py train --only NAME`."]
-    lines += ["", "## Where we lose", ""]
+    lines += ["", "## Where we lose", "",
+              "As good means at least the peer's PSNR on the held-out photos" + (" and on every standard set" if sets
+                                                                                 else "") + "; as fast, at every size.", ""]
     ours = [n for n in names if n in OURS]
+
+    def as_good(n: str, peer: str) -> bool:
+        return scores[n]["psnr"] >= scores[peer]["psnr"] and all(standard[n][s] >= standard[peer][s] for s in sets)
+
     for peer in (n for n in names if n not in OURS):
-        faster_and_better = [n for n in ours if scores[n]["psnr"] >= scores[peer]["psnr"]
+        faster_and_better = [n for n in ours if as_good(n, peer)
                              and all(latency[size][n] <= latency[size][peer] for size in sizes)]
         if faster_and_better:
             lines.append(f"- {peer}: beaten on both axes by {', '.join(faster_and_better)}.")
         else:
             better = [f"{n} is {scores[n]['psnr'] - scores[peer]['psnr']:+.3f} dB at {times(n, peer)}× "
-                      "its time" for n in ours if scores[n]["psnr"] >= scores[peer]["psnr"]]
+                      "its time" for n in ours if as_good(n, peer)]
             lines.append(f"- {peer}: none of ours is both as fast and as good ({ms(peer)} ms, "
                          f"{scores[peer]['psnr']:.3f} dB)" + (f"; {', '.join(better)}." if better else "."))
     return write_report(lines, args.out)
@@ -333,6 +361,8 @@ def main() -> None:
     parser.add_argument("--latency-sizes", type=int, nargs="+", default=[128, 256],
                         help="input sides to time; faster means faster at every one")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--benchmarks", type=Path, default=None,
+                        help="the standard test sets' folder (Set5/Set14/BSD100/Urban100): report adds their PSNR-Y")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.command == "train":

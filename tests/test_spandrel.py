@@ -4,42 +4,21 @@ outputs equal to freqnet's own loader, foreign files left alone. Skipped without
 
 import importlib.util
 import sys
-import types
-from enum import Enum
 from pathlib import Path
 
 import pytest
 import torch
 
 import freqnet
+from freqnet.integrations import import_spandrel
 from freqnet.models import shipped_models
 
+if importlib.util.find_spec("spandrel") is None:
+    pytest.skip("spandrel not installed (pip install --no-deps spandrel==0.4.2 einops)", allow_module_level=True)
 
-def import_spandrel():
-    """spandrel imports two torchvision functions at import time for two architectures we never load; where
-    torchvision is absent (our CPU setup: its wheel drags a CUDA torch in), stand-ins satisfy the import."""
-    if importlib.util.find_spec("spandrel") is None:
-        pytest.skip("spandrel not installed (pip install --no-deps spandrel==0.4.2 einops)")
-    if importlib.util.find_spec("torchvision") is None and "torchvision" not in sys.modules:
-        def unavailable(*args, **kwargs):
-            raise NotImplementedError("torchvision is not installed")
-
-        functional = types.ModuleType("torchvision.transforms.functional")
-        functional.InterpolationMode = Enum("InterpolationMode", "NEAREST BILINEAR BICUBIC")
-        functional.rotate = functional.normalize = unavailable
-        transforms = types.ModuleType("torchvision.transforms")
-        transforms.functional = functional
-        torchvision = types.ModuleType("torchvision")
-        torchvision.transforms = transforms
-        sys.modules.update({"torchvision": torchvision, "torchvision.transforms": transforms,
-                            "torchvision.transforms.functional": functional})
-    import spandrel
-
-    return spandrel
-
+import freqnet.integrations.spandrel as bridge  # noqa: E402  (imports spandrel, torchvision or not)
 
 spandrel = import_spandrel()
-import freqnet.integrations.spandrel as bridge  # noqa: E402
 
 SHIPPED = {name: path for name, path in shipped_models().items() if name != "default"}
 
@@ -94,3 +73,14 @@ def test_registration_is_idempotent_and_the_comfyui_node_folder_registers():
     node = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(node)
     assert node.NODE_CLASS_MAPPINGS == {} and "freqnet" in spandrel.MAIN_REGISTRY
+
+
+def test_spandrel_imports_without_torchvision_and_leaves_no_stand_in_behind():
+    """A CPU set-up installs spandrel `--no-deps` (torchvision's wheel pulls a CUDA torch in): importing the bridge
+    must work there, and other code must still see torchvision as absent."""
+    assert "freqnet" in spandrel.MAIN_REGISTRY
+    if importlib.util.find_spec("torchvision") is None:
+        assert "torchvision" not in sys.modules
+        lama = sys.modules["spandrel.architectures.LaMa.__arch.LaMa"]
+        with pytest.raises(NotImplementedError, match="torchvision"):
+            lama.rotate(None, 90)

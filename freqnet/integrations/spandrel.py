@@ -8,11 +8,15 @@ that every freqnet file carries (`freqnet.models.DESCRIPTION_KEY`): exact, and n
 from __future__ import annotations
 
 import torch
-from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, ModelTiling, SizeRequirements
 
-from ..archs import ARCHITECTURE, HybridMoEFreqNet
-from ..config import ModelConfig
-from ..models import DESCRIPTION_KEY, fuse, read_description
+from . import import_spandrel
+
+import_spandrel()  # before spandrel's names: it needs torchvision's stand-ins where torchvision is absent
+from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, ModelTiling, SizeRequirements  # noqa: E402
+
+from ..archs import ARCHITECTURE, HybridMoEFreqNet  # noqa: E402
+from ..config import ModelConfig  # noqa: E402
+from ..models import DESCRIPTION_KEY, fuse, read_description  # noqa: E402
 
 ARCH_ID = "freqnet"
 
