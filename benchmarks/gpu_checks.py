@@ -91,21 +91,22 @@ def parity(lines: list[str]) -> None:
               f"{float(np.abs(gpu - cpu).max()):.3f}.", ""]
 
 
-def peers() -> dict[str, torch.nn.Module]:
+def peers(names: list[str]) -> dict[str, torch.nn.Module]:
+    """The named peers, built by spandrel (carried to a lease without torchvision: `gpu_session.sh stage`)."""
     try:
         from peers import peer_factories
-        return {name: build(4) for name, build in peer_factories().items()}
+        return {name: build(4) for name, build in peer_factories().items() if name in names}
     except ImportError as error:
         print(f"peers skipped: {error}")
         return {}
 
 
-def latency(lines: list[str], height: int, width: int, compiled: list[str]) -> None:
+def latency(lines: list[str], height: int, width: int, compiled: list[str], peer_names: list[str]) -> None:
     """Eager cells per dtype, then `compiled` precisions through torch.compile as `freqnet upscale --compile` runs
     it (on a GPU with CUDA graphs: the eager forward is launch-bound), with each compile's own time."""
     x = torch.rand(1, 3, height, width, device=DEVICE)
     models = {preset: freqnet.fuse(freqnet.build_model(preset, 4)) for preset in PRESETS}
-    models.update(peers())
+    models.update(peers(peer_names))
     mode = "reduce-overhead" if DEVICE.type == "cuda" else None
     lines += [f"## Inference latency, ×4, {width}×{height} input (the peers' published FPS setting), batch 1", "",
               "| model | fp32 ms | bf16 ms | fp16 ms | fp16 FPS |"
@@ -121,17 +122,19 @@ def latency(lines: list[str], height: int, width: int, compiled: list[str]) -> N
                 cells.append("n/a")
         cells.append(f"{1e3 / float(cells[2]):.1f}" if cells[2] != "n/a" else "n/a")
         print(f"{name} eager fp32 / bf16 / fp16 ms, fp16 FPS: {' / '.join(cells)}", flush=True)
-        for precision in compiled:
-            if name not in PRESETS:  # peers: eager only
-                cells.append("–")
-                continue
+        for precision in compiled:  # peers too: issue 14 compares compiled with compiled
             torch._dynamo.reset()
             forward = torch.compile(model, mode=mode)
             start = time.perf_counter()
-            infer(forward, x, DTYPES[precision])
-            synchronize()
-            compile_s = time.perf_counter() - start
-            cells.append(f"{gpu_ms(lambda: infer(forward, x, DTYPES[precision])):.1f} ({compile_s:.0f})")
+            try:
+                infer(forward, x, DTYPES[precision])
+                synchronize()
+                compile_s = time.perf_counter() - start
+                cells.append(f"{gpu_ms(lambda: infer(forward, x, DTYPES[precision])):.1f} ({compile_s:.0f})")
+            except Exception as error:  # a peer inductor cannot run compiled: say so rather than stop
+                print(f"{name} compiled {precision}: {type(error).__name__}: {str(error)[:300]}")
+                cells.append("failed")
+                continue
             print(f"{name} compiled {precision}: {cells[-1]}", flush=True)  # a deadline keeps what it has
         lines.append(f"| {name} | {' | '.join(cells)} |")
         print(lines[-1], flush=True)
@@ -218,6 +221,8 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=PRESETS, help="presets for latency and training speed")
     parser.add_argument("--latency-compiled", nargs="*", default=[], choices=list(DTYPES),
                         help="precisions to time compiled in --sections latency (each compiles once per preset)")
+    parser.add_argument("--peers", nargs="*", default=["SPAN", "PLKSR-tiny", "SAFMN"],
+                        help="peers timed beside the presets in --sections latency (benchmarks/peers.py names)")
     parser.add_argument("--compile-cells", nargs="+", default=COMPILE_CELLS, help="PRECISION:MODE for --sections compile")
     args = parser.parse_args()
     global DEVICE
@@ -230,7 +235,7 @@ def main() -> None:
              f"Device: {name}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
              f"cuDNN {torch.backends.cudnn.version()}. cudnn.benchmark on; TF32 convolutions on (PyTorch default).", ""]
     PRESETS[:] = args.presets
-    sections = {"parity": parity, "latency": lambda l: latency(l, *args.size, args.latency_compiled), "profile": profile,
+    sections = {"parity": parity, "latency": lambda l: latency(l, *args.size, args.latency_compiled, args.peers), "profile": profile,
                 "train": lambda l: train_speed(l, args.steps), "compile": lambda l: compiled_speed(l, args.steps, args.compile_cells)}
     for section in (sections[name] for name in args.sections):
         try:

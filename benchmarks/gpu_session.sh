@@ -6,8 +6,8 @@
 #   bash benchmarks/gpu_session.sh stage ../shared/benchmarks                                        # here, first
 #   OUT=/tmp/gpu_out INPUTS=gpu_inputs bash benchmarks/gpu_session.sh                              # on the lease
 #
-# INPUTS (made here by `stage`) holds what the lease machine cannot reach: Set5/ (HR and LR_bicubic/X{2,3,4}) and
-# train_hr/ (PHOTOS as lossless WebP; the session cuts them into 256² sub-images). Each job starts from the shipped
+# INPUTS (made here by `stage`) holds what the lease machine cannot reach: Set5/ (HR and LR_bicubic/X{2,3,4}),
+# train_hr/ (PHOTOS as lossless WebP; the session cuts them into sub-images) and pylib/ (spandrel, for the peers). Each job starts from the shipped
 # model of its name (model.init: the fused weights split back into training-form branches, models.unfuse). The lease
 # carries INPUTS and data/photos/val_hr (scripts/prepare_offline_photos.py). After the lease, unpack the archives in
 # the repository root (`tar -xzf x4.tgz` gives runs/gpu/x4): `--resume auto` with runs/gpu/x4/config.yaml continues a run the deadline
@@ -32,6 +32,11 @@ PYTHON=${PYTHON:-python3}
 if [ "${1:-}" = stage ]; then  # here, before the lease: stage BENCHMARKS
   mkdir -p "$INPUTS" && cp -r "$2/Set5" "$INPUTS/" || exit
   cp "$(dirname "$PHOTOS")/manifest.csv" "$INPUTS/"  # the photos' sources and licences, for the model cards
+  # spandrel and einops (5 MB, no torchvision: freqnet.integrations.import_spandrel) so gpu_checks.py times the peers
+  mkdir -p "$INPUTS/pylib" && for package in spandrel einops; do
+    cp -r "$($PYTHON -c "import importlib.util as u; print(u.find_spec('$package').submodule_search_locations[0])")" \
+      "$INPUTS/pylib/" || exit
+  done
   # The whole training photos as lossless WebP (29 MP: 31 MB, where their PNG sub-images take 63 MB)
   $PYTHON - "$PHOTOS" "$INPUTS/train_hr" <<'EOF' || exit
 import sys
@@ -64,7 +69,7 @@ AGAIN_FROM=${AGAIN_FROM:-}
 ONLY=${ONLY:-}               # job names to run (space-separated; default all): fewer jobs share the GPU, each runs faster
 ITER_SCALE=${ITER_SCALE:-100}  # percent on every job's iterations, e.g. for ONLY's faster jobs
 SUB=${SUB:-384}              # sub-image side (step 3/4 of it): HR 256 crops still move inside a 384 sub-image
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD:$(realpath -m "$INPUTS/pylib")
 mkdir -p "$OUT" "$RUNS/logs"
 LOGS=$RUNS/logs
 
