@@ -321,9 +321,9 @@ def report(args) -> str:
     if untrained:
         lines += ["", f"Not trained at this budget (no weights under `{args.runs}`): {', '.join(untrained)}; "
                   "timed only. A run in progress continues with `peers.py train --only NAME`."]
+    on_sets = " and on every standard set" if sets else ""
     lines += ["", "## Where we lose", "",
-              "As good means at least the peer's PSNR on the held-out photos" + (" and on every standard set" if sets
-                                                                                 else "") + "; as fast, at every size.", ""]
+              f"As good means at least the peer's PSNR on the held-out photos{on_sets}; as fast, at every size.", ""]
     ours = [n for n in names if n in OURS]
 
     def as_good(n: str, peer: str) -> bool:

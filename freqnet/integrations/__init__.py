@@ -11,9 +11,9 @@ from enum import Enum
 
 def import_spandrel() -> types.ModuleType:
     """spandrel, importable without torchvision. spandrel 0.4 imports two torchvision functions at import time for
-    two architectures (LaMa, RestoreFormer) that freqnet never loads, and torchvision's wheel pulls a CUDA torch in, so a CPU
-    set-up installs spandrel `--no-deps`. Where torchvision is absent, stand-ins (which raise if ever called) satisfy
-    that one import and are removed again: nothing else in the process sees a fake torchvision."""
+    two architectures (LaMa, RestoreFormer) that freqnet never loads, and torchvision's wheel pulls a CUDA torch in,
+    so a CPU set-up installs spandrel `--no-deps`. Where torchvision is absent, stand-ins (which raise if ever called)
+    satisfy that one import and are removed again: nothing else in the process sees a fake torchvision."""
     if "spandrel" in sys.modules or importlib.util.find_spec("torchvision") is not None:
         return importlib.import_module("spandrel")
 

@@ -12,7 +12,8 @@ import torch
 from . import import_spandrel
 
 import_spandrel()  # before spandrel's names: it needs torchvision's stand-ins where torchvision is absent
-from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, ModelTiling, SizeRequirements  # noqa: E402
+from spandrel import (MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, ModelTiling,  # noqa: E402
+                      SizeRequirements)
 
 from ..archs import ARCHITECTURE, HybridMoEFreqNet  # noqa: E402
 from ..config import ModelConfig  # noqa: E402
