@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import freqnet  # noqa: E402
 from common import speed_config, training_rate  # noqa: E402
 from freqnet.data.image_io import read_image  # noqa: E402
-from freqnet.inference import Upscaler  # noqa: E402
+from freqnet.inference import Upscaler, half_precision_copy  # noqa: E402
 from freqnet.models import shipped_models  # noqa: E402
 
 PRESETS = ["tiny", "small", "base", "large"]
@@ -109,22 +109,29 @@ def latency(lines: list[str], height: int, width: int, compiled: list[str], peer
     models.update(peers(peer_names))
     mode = "reduce-overhead" if DEVICE.type == "cuda" else None
     lines += [f"## Inference latency, ×4, {width}×{height} input (the peers' published FPS setting), batch 1", "",
-              "| model | fp32 ms | bf16 ms | fp16 ms | fp16 FPS |"
-              + "".join(f" compiled {p} ms (compile s) |" for p in compiled), "|---|---|---|---|---|" + "---|" * len(compiled)]
+              "bf16 and fp16 run a copy with its weights cast once under autocast, as `freqnet upscale --precision` "
+              "does (freqnet.inference.half_precision_copy); the last eager column is bf16 by autocast alone, "
+              "every weight cast in every forward (what the leases before 2026-11-28 measured).", "",
+              "| model | fp32 ms | bf16 ms | fp16 ms | fp16 FPS | bf16 autocast only ms |"
+              + "".join(f" compiled {p} ms (compile s) |" for p in compiled),
+              "|---|---|---|---|---|---|" + "---|" * len(compiled)]
     for name, model in models.items():
         model = model.eval().to(DEVICE)
-        cells = []
-        for dtype in DTYPES.values():
+
+        def eager_ms(target: torch.nn.Module, dtype: torch.dtype | None) -> str:
             try:
-                cells.append(f"{gpu_ms(lambda: infer(model, x, dtype)):.1f}")
+                return f"{gpu_ms(lambda: infer(target, x, dtype)):.1f}"
             except RuntimeError as error:  # a peer that cannot run a dtype: say so rather than stop
                 print(f"{name} {dtype}: {error}")
-                cells.append("n/a")
+                return "n/a"
+
+        cells = [eager_ms(at_precision(model, dtype), dtype) for dtype in DTYPES.values()]
         cells.append(f"{1e3 / float(cells[2]):.1f}" if cells[2] != "n/a" else "n/a")
-        print(f"{name} eager fp32 / bf16 / fp16 ms, fp16 FPS: {' / '.join(cells)}", flush=True)
+        cells.append(eager_ms(model, torch.bfloat16))
+        print(f"{name} eager fp32 / bf16 / fp16 ms, fp16 FPS, bf16 autocast only: {' / '.join(cells)}", flush=True)
         for precision in compiled:  # peers too: issue 14 compares compiled with compiled
             torch._dynamo.reset()
-            forward = torch.compile(model, mode=mode)
+            forward = torch.compile(at_precision(model, DTYPES[precision]), mode=mode)
             start = time.perf_counter()
             try:
                 infer(forward, x, DTYPES[precision])
@@ -140,6 +147,10 @@ def latency(lines: list[str], height: int, width: int, compiled: list[str], peer
         print(lines[-1], flush=True)
         model.cpu()
     lines.append("")
+
+
+def at_precision(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Module:
+    return model if dtype is None else half_precision_copy(model, dtype)
 
 
 def infer(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None) -> None:

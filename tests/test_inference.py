@@ -76,6 +76,31 @@ def test_api_keeps_types_alpha_and_grey(model_file):
     assert sixteen.dtype == np.uint16 and sixteen.shape == (16, 16, 3)
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_casts_the_weights_once_and_leaves_the_callers_model_alone(model_file, precision):
+    """Autocast alone re-casts every fp32 weight in every forward (kernel launches that a GPU's small-model forward
+    is bound by); the Upscaler runs a cast copy instead: far fewer casts, the caller's module still fp32."""
+    from torch.profiler import ProfilerActivity, profile
+
+    def casts(forward):
+        with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+            forward()
+        return sum(event.name == "aten::_to_copy" for event in prof.events())
+
+    model = freqnet.load_model(model_file)
+    pixels = photo(48, 64).astype(np.float32) / 255
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    upscaler = Upscaler(model, tile=None, precision=precision)
+    dtype = upscaler.dtype
+    with torch.autocast("cpu", dtype=dtype):
+        autocast_casts = casts(lambda: model(x))
+    assert casts(lambda: upscaler.infer(x)) * 3 < autocast_casts
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    reference = Upscaler(model, tile=None).run(pixels)
+    error = upscaler.run(pixels) - reference
+    assert 10 * math.log10(1 / float(np.mean(error ** 2))) > 40
+
+
 def test_unknown_model_name_is_explained():
     with pytest.raises(ValueError, match="no model 'x7'"):
         Upscaler("x7")
