@@ -35,7 +35,7 @@ import freqnet  # noqa: E402
 from common import inference_call, interleaved_medians, machine, write_report  # noqa: E402
 from freqnet.archs.network import HybridMoEFreqNet  # noqa: E402
 from freqnet.data.datasets import HRFolderDataset  # noqa: E402
-from freqnet.evaluation import Dataset, evaluate, means, standard_datasets  # noqa: E402
+from freqnet.evaluation import STANDARD_SETS, Dataset, evaluate, means, standard_datasets  # noqa: E402
 from freqnet.runtime import keep_freed_memory  # noqa: E402
 from freqnet.training.config import OptimSection  # noqa: E402
 from freqnet.training.ema import EMA  # noqa: E402
@@ -229,17 +229,15 @@ class WholeImage:
         return self.model(x).clamp(0, 1)[0].permute(1, 2, 0).numpy()
 
 
-STANDARD_SETS = ("Set5", "Set14", "BSD100", "Urban100")
-
-
 def standard_scores(models: dict[str, nn.Module], root: Path, scale: int) -> dict[str, dict[str, float]]:
-    """PSNR-Y of every model on the field's test sets (official LR where the folder has it)."""
-    datasets = standard_datasets(root, STANDARD_SETS, scale)
-    scores = {}
-    for name, model in models.items():
-        rows = evaluate(WholeImage(model), datasets, scale, baselines=())
-        scores[name] = {key[0]: mean["model"]["psnr"] for key, mean in means(rows, lambda r: (r.dataset,)).items()}
-        print(f"{name}: " + " / ".join(f"{scores[name][s]:.2f}" for s in STANDARD_SETS), flush=True)
+    """PSNR-Y of every model on the field's test sets (official LR where the folder has it), all models in one
+    pass over the images."""
+    rows = evaluate({name: WholeImage(model) for name, model in models.items()},
+                    standard_datasets(root, STANDARD_SETS, scale), scale, baselines=())
+    by_set = means(rows, lambda r: (r.dataset,))
+    scores = {name: {dataset: by_set[(dataset,)][name]["psnr"] for dataset in STANDARD_SETS} for name in models}
+    for name, per_set in scores.items():
+        print(f"{name}: " + " / ".join(f"{per_set[s]:.2f}" for s in STANDARD_SETS), flush=True)
     return scores
 
 
