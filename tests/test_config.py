@@ -40,7 +40,7 @@ def test_json_round_trip():
 @pytest.mark.parametrize("preset, low, high", [
     ("tiny", 0.2e6, 0.3e6), ("small", 0.18e6, 0.25e6), ("base", 0.55e6, 0.75e6), ("large", 6.0e6, 8.0e6),
 ])
-def test_preset_sizes_match_their_peer_classes(preset, low, high):
+def test_preset_sizes_stay_where_they_were_chosen(preset, low, high):
     """Deployed (fused) parameter counts stay where each preset was chosen (docs/benchmarks.md, preset_latency.md)."""
     fused = freqnet.fuse(freqnet.build_model(preset, scale=4))
     assert low <= count_parameters(fused) <= high
