@@ -1,6 +1,6 @@
 """`freqnet export`: the fused model as ONNX or TorchScript, checked against PyTorch on a random input.
 
-Before tracing, the FFT splitter switches to its matrix-product form (`torch.fft` has no ONNX export), the large
+Before tracing, the FFT splitter switches to its spatial kernel (`torch.fft` has no ONNX export), the large
 kernels from FFT to plain convs, and window attention to its export path (masks for every window from tensor ops,
 pruning by zeroing), so every config exports, with dynamic batch, height and width when asked.
 """
@@ -20,8 +20,8 @@ from .models import fuse, is_fused
 def export_ready(model: torch.nn.Module, half: bool = False) -> torch.nn.Module:
     model = copy.deepcopy(model if is_fused(model) else fuse(model)).eval()
     for module in model.modules():
-        if hasattr(module, "matrix_dft"):
-            module.matrix_dft = True
+        if hasattr(module, "spatial_taps"):
+            module.spatial = True  # the splitter's separable kernel: ONNX has no FFT operator
         if hasattr(module, "export_mode"):
             module.export_mode = True
         if hasattr(module, "fft_conv"):

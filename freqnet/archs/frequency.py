@@ -22,14 +22,26 @@ def replicate_pad(x: torch.Tensor, margin: int) -> torch.Tensor:
     return torch.cat([x[..., :1].expand(-1, -1, -1, margin), x, x[..., -1:].expand(-1, -1, -1, margin)], dim=-1)
 
 
+SPATIAL_GRID = 4096  # frequency samples behind the spatial taps: the sum is the DTFT integral to float rounding
+
+
+def gaussian_margin(cutoff: float) -> int:
+    """Replicate padding (FFT) and kernel radius (spatial) in pixels: the spatial Gaussian out to 4 sigma for
+    cut-offs down to 2/3 of the initial one (8 px for the default 0.15 cycles/pixel)."""
+    sigma = 1.0 / (2 * math.pi * cutoff * 2 / 3)
+    return max(8, math.ceil(4 * sigma))
+
+
 class FFTSplitter(nn.Module):
-    """Low-pass in the Fourier domain with a per-channel (optionally learnable) Gaussian cut-off.
+    """Low-pass with a per-channel (optionally learnable) Gaussian cut-off, defined in the Fourier domain.
 
-    `matrix_dft = True` computes the same filter as two real circulant matrix products built from
-    elementary ops: `torch.fft` has no ONNX export, this form does, and its outputs match to float rounding.
+    Training filters with `torch.fft` (the exact response, gradients for the cut-off). Inference and export apply
+    the same response as its separable spatial kernel (`spatial_taps`, `spatial = None`: whenever gradients are off;
+    export sets True): linear in the image, ~10x faster than the FFT on CPU, and exportable (ONNX has no FFT; the
+    matrix DFT this replaced grew with the image side). The trained cut-offs (0.1-0.22 cycles/pixel, a Gaussian of
+    at most 1.6 px) leave < 1e-3 of the centre tap beyond the 8-px radius: the shipped models' outputs move by
+    < 1e-3 (~95 dB PSNR between the two paths).
     """
-
-    margin = 8  # replicate padding against wrap-around of the periodic FFT
 
     def __init__(self, channels: int, cutoff: float, learnable: bool) -> None:
         super().__init__()
@@ -38,7 +50,8 @@ class FFTSplitter(nn.Module):
             self.log_cutoff = nn.Parameter(log_cutoff)
         else:
             self.register_buffer("log_cutoff", log_cutoff)
-        self.matrix_dft = False
+        self.margin = gaussian_margin(cutoff)
+        self.spatial: bool | None = None
 
     def transfer(self, freqs: torch.Tensor) -> torch.Tensor:
         """Per-channel 1-D Gaussian response at `freqs` (cycles/pixel); the 2-D response is its outer product."""
@@ -52,26 +65,33 @@ class FFTSplitter(nn.Module):
         response = self.transfer(fy)[:, :, None] * self.transfer(fx)[:, None, :]
         return torch.fft.irfft2(torch.fft.rfft2(x) * response, s=(h, w))
 
-    def circulant(self, n: int, like: torch.Tensor) -> torch.Tensor:
-        """(C, n, n) real matrices A with A @ v == irfft(rfft(v) * response) for every channel."""
-        k = torch.arange(n, device=like.device, dtype=torch.float32)
-        freqs = torch.minimum(k, n - k) / n  # |fftfreq|; the response is even
-        cosines = torch.cos(2 * math.pi * k[:, None] * k[None, :] / n)  # (frequency, lag)
-        first_column = self.transfer(freqs) @ cosines / n  # (C, lag)
-        lags = (k[:, None] - k[None, :]).remainder(n).long()
-        return first_column[:, lags]
+    def spatial_taps(self) -> torch.Tensor:
+        """(C, 2 * margin + 1) taps whose DTFT is `transfer`: the inverse DTFT of the even response, as a sum over
+        the non-negative half of a fine frequency grid (inner bins count twice), cut at the margin."""
+        device = self.log_cutoff.device
+        freqs = torch.arange(SPATIAL_GRID // 2 + 1, device=device, dtype=torch.float32) / SPATIAL_GRID
+        weights = 2.0 - (freqs == 0).float() - (freqs == 0.5).float()
+        lags = torch.arange(-self.margin, self.margin + 1, device=device, dtype=torch.float32)
+        cosines = torch.cos(2 * math.pi * freqs[:, None] * lags[None, :])
+        return (self.transfer(freqs) * weights) @ cosines / SPATIAL_GRID
 
-    def low_pass_matrix(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        rows, cols = self.circulant(h, x), self.circulant(w, x)
-        x = torch.einsum("cij,bcjw->bciw", rows, x)
-        return torch.einsum("bchj,cwj->bchw", x, cols)
+    def low_pass_spatial(self, x: torch.Tensor) -> torch.Tensor:
+        taps = self.spatial_taps().to(x.dtype)
+        m, channels = self.margin, x.shape[1]
+        padded = F.pad(x, (m, m, m, m), mode="replicate")
+        rows = F.conv2d(padded, taps[:, None, None, :], groups=channels)
+        return F.conv2d(rows, taps[:, None, :, None], groups=channels)
+
+    def runs_spatial(self) -> bool:
+        return not torch.is_grad_enabled() if self.spatial is None else self.spatial
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.margin
-        padded = replicate_pad(x.float(), m)
-        low = self.low_pass_matrix(padded) if self.matrix_dft else self.low_pass_fft(padded)
-        low = low[..., m:-m, m:-m].to(x.dtype).contiguous(memory_format=torch.channels_last)
+        if self.runs_spatial():
+            low = self.low_pass_spatial(x.float())
+        else:
+            low = self.low_pass_fft(replicate_pad(x.float(), m))[..., m:-m, m:-m]
+        low = low.to(x.dtype).contiguous(memory_format=torch.channels_last)
         return low, x - low
 
 
