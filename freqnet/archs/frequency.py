@@ -76,11 +76,13 @@ class FFTSplitter(nn.Module):
         return (self.transfer(freqs) * weights) @ cosines / SPATIAL_GRID
 
     def low_pass_spatial(self, x: torch.Tensor) -> torch.Tensor:
-        taps = self.spatial_taps().to(x.dtype)
+        """fp32 also under autocast, like the FFT: a bf16 1x17 depthwise conv on CPU takes minutes (torch 2.13)."""
         m, channels = self.margin, x.shape[1]
-        padded = F.pad(x, (m, m, m, m), mode="replicate")
-        rows = F.conv2d(padded, taps[:, None, None, :], groups=channels)
-        return F.conv2d(rows, taps[:, None, :, None], groups=channels)
+        with torch.autocast(x.device.type, enabled=False):
+            taps = self.spatial_taps()
+            padded = F.pad(x.float(), (m, m, m, m), mode="replicate")
+            rows = F.conv2d(padded, taps[:, None, None, :], groups=channels)
+            return F.conv2d(rows, taps[:, None, :, None], groups=channels)
 
     def runs_spatial(self) -> bool:
         return not torch.is_grad_enabled() if self.spatial is None else self.spatial
@@ -88,7 +90,7 @@ class FFTSplitter(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.margin
         if self.runs_spatial():
-            low = self.low_pass_spatial(x.float())
+            low = self.low_pass_spatial(x)
         else:
             low = self.low_pass_fft(replicate_pad(x.float(), m))[..., m:-m, m:-m]
         low = low.to(x.dtype).contiguous(memory_format=torch.channels_last)
