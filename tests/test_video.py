@@ -50,7 +50,10 @@ def test_tiled_frames_give_the_same_clip(tmp_path):
     clip = synthetic_clip(tmp_path / "clip.mp4", size=(72, 40))
     whole, tiled = tmp_path / "whole.mkv", tmp_path / "tiled.mkv"
     upscale_video(clip, whole, Upscaler("x2", tile=None), codec="ffv1", progress=False)  # lossless codec
-    summary = upscale_video(clip, tiled, Upscaler("x2", tile=32, tile_overlap=8), codec="ffv1", batch=3, progress=False)
+    # Two 48-px tiles across with a 16-px overlap: the shipped x2, trained on LR-128 patches, leans on more context
+    # than 32-px tiles give (a mean difference of 0.37 there, 0.23 for the x2 before it; ~0.1 at 48).
+    summary = upscale_video(clip, tiled, Upscaler("x2", tile=48, tile_overlap=16), codec="ffv1", batch=3,
+                            progress=False)
     assert summary.frames == FRAMES and summary.copied_streams == ["audio aac"]
     for a, b in zip(streams(whole)["frames"], streams(tiled)["frames"]):  # tile seams and 4:2:0 rounding only
         difference = np.abs(a.astype(int) - b)
