@@ -9,9 +9,10 @@
 # INPUTS (made here by `stage`) holds what the lease machine cannot reach: Set5/ (HR and LR_bicubic/X{2,3,4}),
 # train_hr/ (PHOTOS as lossless WebP; the session cuts them into sub-images) and pylib/ (spandrel, for the peers).
 # Each job starts from the shipped model of its name (model.init: the fused weights split back into training-form
-# branches, models.unfuse). The lease carries INPUTS and data/photos/val_hr (scripts/prepare_offline_photos.py). After the lease, unpack the archives in
-# the repository root (`tar -xzf x4.tgz` gives runs/gpu/x4): `--resume auto` with runs/gpu/x4/config.yaml continues a run the deadline
-# stopped; to finish on CPU instead, anneal from its EMA weights (model.init, low learning rate; docs/models.md).
+# branches, models.unfuse). The lease carries INPUTS and data/photos/val_hr (scripts/prepare_offline_photos.py).
+# After the lease, unpack the archives in the repository root (`tar -xzf x4.tgz` gives runs/gpu/x4): `--resume auto`
+# with runs/gpu/x4/config.yaml continues a run the deadline stopped; to finish on CPU instead, anneal from its EMA
+# weights (model.init, low learning rate; docs/models.md).
 #
 # The first lease (H100, docs/gpu_checks.md) ran 16 jobs at once and most missed their deadline; our models then
 # waited for the GPU several times per forward. The MoE dispatch is sync-free since, and this script runs only the
