@@ -40,10 +40,13 @@ def test_a_shipped_model_seeds_training_with_its_exact_function():
 
 
 def test_self_ensemble_of_a_shipped_model_scores_higher():
-    hr = modcrop(read_rgb(resolve_path("builtin:samples") / "chelsea.png"), 2)
-    lr, _ = Degrader("bicubic", 2)(hr, np.random.default_rng(0))
-    plain, ensemble = (metrics.psnr(Upscaler("x2", tile=None, ensemble=e).run(lr), hr, 2) for e in (False, True))
-    assert ensemble > plain + 0.02  # measured +0.06 dB on this photo
+    gains = []  # one photo's gain is noisy (chelsea: +0.06 dB with one x2, +0.02 with the next), so the mean of five
+    for path in sorted(resolve_path("builtin:samples").glob("*.png")):
+        hr = modcrop(read_rgb(path), 2)
+        lr, _ = Degrader("bicubic", 2)(hr, np.random.default_rng(0))
+        plain, ensemble = (metrics.psnr(Upscaler("x2", tile=None, ensemble=e).run(lr), hr, 2) for e in (False, True))
+        gains.append(ensemble - plain)
+    assert len(gains) == 5 and np.mean(gains) > 0.05  # measured +0.10 dB (+0.02 to +0.17 per photo)
 
 
 def test_the_default_model_is_the_real_photo_model():
