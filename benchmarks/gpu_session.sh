@@ -97,8 +97,9 @@ fi
 # name (also the shipped model it starts from), config, iterations, batch, HR patch, peak learning rate, Set5 LR
 # folder ('' keeps the config's validation). Iterations are ~0.9 x what each job reached eager per second x 460 s,
 # scaled to TRAIN_S (and COMPILE_GAIN), so each cosine schedule ends (annealed) before the deadline. The classical
-# models' Urban100 targets are open, x4 on LR 64 patches (HR 256; LR 48 on the fifth lease) for Urban100's large structures,
-# x2 on LR 128 (HR 256, SUB=512: what moved it on the CPU; ~4x the pixels per step of its LR-64 leases, rate a guess);
+# models' Urban100 targets are open, x4 on LR 64 patches (HR 256; LR 48 on the fifth lease) for Urban100's large
+# structures, x2 on LR 128 (HR 256, SUB=512: what moved it on the CPU and on the seventh lease, where it ran 3.1 it/s
+# alone; 800 leaves room for sharing the GPU);
 # real-x2 is the least-trained shipped model (docs/models.md) and validates on the held-out photos under real_jpeg
 # (carry data/photos/val_hr). real-x4 is left out: more of its training did not close its gap to x4 on clean input.
 JOBS=(
