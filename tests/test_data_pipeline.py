@@ -1,10 +1,12 @@
 """Recipes, datasets, validation sets, sub-images and the `degrade` command on images the tests make."""
 
+import itertools
 import json
 import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from freqnet.cli import main
@@ -162,13 +164,29 @@ def test_paired_dataset_matches_names_and_crops_aligned(tmp_path):
     hr = np.round(hr * 255) / 255
     blocks = hr.reshape(16, 4, 12, 4, 3).mean(axis=(1, 3))  # 4x4 box average commutes with flips and rotations
     save(tmp_path / "lr" / "0001x4.png", blocks)
-    data = PairedFolderDataset(tmp_path / "lr", tmp_path / "hr", 4, patch_size=16, augment=True)
-    for epoch in range(4):
-        data.set_epoch(epoch)
-        sample = data[0]
-        assert sample["lr"].shape == (3, 4, 4) and sample["hr"].shape == (3, 16, 16)
-        pooled = sample["hr"].reshape(3, 4, 4, 4, 4).mean(dim=(2, 4))
-        np.testing.assert_allclose(pooled, sample["lr"], atol=0.6 / 255)
+    for color_permute in (False, True):  # a channel order, like a flip, must be the same for LR and HR
+        data = PairedFolderDataset(tmp_path / "lr", tmp_path / "hr", 4, patch_size=16, augment=True,
+                                   color_permute=color_permute)
+        for epoch in range(4):
+            data.set_epoch(epoch)
+            sample = data[0]
+            assert sample["lr"].shape == (3, 4, 4) and sample["hr"].shape == (3, 16, 16)
+            pooled = sample["hr"].reshape(3, 4, 4, 4, 4).mean(dim=(2, 4))
+            np.testing.assert_allclose(pooled, sample["lr"], atol=0.6 / 255)
+
+
+def test_color_permute_reorders_the_channels_of_the_same_crop(tmp_path):
+    save(tmp_path / "a.png", photo(64, 64))
+    plain = HRFolderDataset(tmp_path, 2, 32, repeat=60)
+    permuted = HRFolderDataset(tmp_path, 2, 32, repeat=60, color_permute=True)
+    orders = []
+    for index in range(60):
+        a, b = plain[index], permuted[index]
+        matches = [order for order in itertools.permutations(range(3))
+                   if torch.equal(a["hr"][list(order)], b["hr"]) and torch.equal(a["lr"][list(order)], b["lr"])]
+        assert len(matches) == 1  # the same crop and flip, its channels in one order, LR and HR alike
+        orders.append(matches[0])
+    assert len(set(orders)) == 6  # every order turns up in 60 draws (a miss has probability < 1e-3)
 
 
 def test_paired_dataset_mismatch_names_files_and_expected_sizes(tmp_path):

@@ -53,6 +53,17 @@ def augment(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarr
     return out
 
 
+def permute_channels(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random order of the R, G, B channels for every aligned image: six colourings of each crop.
+
+    A small corpus has few colours of each structure; the luma the benchmarks score is a different weighted sum
+    of the channels after a permutation, so each crop also teaches new contrasts (Yoo et al., CVPR 2020, "RGB
+    permute"). Bicubic resizing works per channel, so permuting HR before degrading equals permuting LR and HR.
+    """
+    order = rng.permutation(3)
+    return [np.ascontiguousarray(image[..., order]) for image in images]
+
+
 def pad_to(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     pad = ((0, max(0, size - h)), (0, max(0, size - w)), (0, 0))
@@ -87,7 +98,7 @@ class HRFolderDataset(SeededDataset):
 
     def __init__(self, root: str | Path, scale: int, patch_size: int, recipe: str | dict = "bicubic", seed: int = 0,
                  augment: bool = True, small: str = "pad", repeat: int = 1, cache: bool = True,
-                 detail_candidates: int = 1) -> None:
+                 detail_candidates: int = 1, color_permute: bool = False) -> None:
         super().__init__(seed)
         if patch_size % scale:
             raise ValueError(f"patch_size {patch_size} must be a multiple of scale {scale}")
@@ -95,7 +106,7 @@ class HRFolderDataset(SeededDataset):
             raise ValueError(f"detail_candidates must be at least 1 (1 at scale 1: no detail is lost), "
                              f"got {detail_candidates}")
         self.scale, self.patch_size, self.augment, self.repeat = scale, patch_size, augment, repeat
-        self.detail_candidates = detail_candidates
+        self.detail_candidates, self.color_permute = detail_candidates, color_permute
         self.degrader = Degrader(recipe, scale)
         self.files: list[Path] = []
         for path in list_images(root):
@@ -154,6 +165,8 @@ class HRFolderDataset(SeededDataset):
                 file_index, hr, best = other_index, crop, score
         if self.augment:
             (hr,) = augment([hr], rng)
+        if self.color_permute:
+            (hr,) = permute_channels([hr], rng)
         lr, info = self.degrader(hr, rng)
         return {"lr": to_tensor(lr), "hr": to_tensor(hr.astype(np.float32)), "label": info["label"],
                 "name": self.files[file_index].name}
@@ -182,9 +195,10 @@ class PairedFolderDataset(SeededDataset):
     """LR and HR folders matched by file name; every pair's size is checked against the scale at start-up."""
 
     def __init__(self, lr_root: str | Path, hr_root: str | Path, scale: int, patch_size: int | None = None,
-                 seed: int = 0, augment: bool = False, labels: dict[str, str] | None = None) -> None:
+                 seed: int = 0, augment: bool = False, labels: dict[str, str] | None = None,
+                 color_permute: bool = False) -> None:
         super().__init__(seed)
-        self.scale, self.patch_size, self.augment = scale, patch_size, augment
+        self.scale, self.patch_size, self.augment, self.color_permute = scale, patch_size, augment, color_permute
         self.labels = labels or {}
         hr_files = {p.stem: p for p in list_images(hr_root)}
         lr_files = {lr_key(p.stem): p for p in list_images(lr_root)}
@@ -229,6 +243,8 @@ class PairedFolderDataset(SeededDataset):
             hr = hr[top * s:(top + lp) * s, left * s:(left + lp) * s]
             if self.augment:
                 lr, hr = augment([lr, hr], rng)
+            if self.color_permute:
+                lr, hr = permute_channels([lr, hr], rng)
         return {"lr": to_tensor(lr), "hr": to_tensor(hr), "label": self.labels.get(hr_path.name, "paired"),
                 "name": hr_path.name}
 

@@ -41,6 +41,7 @@ class TrainDataSection:
     small_images: str = "pad"  # pad | skip
     # >1: each sample keeps the most detailed of this many random crops (datasets.HRFolderDataset); 1: a random crop
     detail_candidates: int = 1
+    color_permute: bool = False  # a random R/G/B order per sample (datasets.permute_channels)
 
 
 @dataclass

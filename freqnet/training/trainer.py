@@ -208,11 +208,13 @@ class Trainer:
     def build_train_set(self):
         t, scale = self.config.data.train, self.config.model.scale
         if t.lr:
-            data = PairedFolderDataset(t.lr, t.hr, scale, t.patch_size, seed=self.config.seed, augment=True)
+            data = PairedFolderDataset(t.lr, t.hr, scale, t.patch_size, seed=self.config.seed, augment=True,
+                                       color_permute=t.color_permute)
             length = len(data)
         else:
             data = HRFolderDataset(t.hr, scale, t.patch_size, t.recipe, seed=self.config.seed, small=t.small_images,
-                                   repeat=t.repeat, detail_candidates=t.detail_candidates)
+                                   repeat=t.repeat, detail_candidates=t.detail_candidates,
+                                   color_permute=t.color_permute)
             length = len(data.files)
             data.repeat = max(t.repeat, math.ceil(t.batch_size / length))  # at least one global batch per epoch
         return data
