@@ -284,6 +284,45 @@ def test_two_process_ddp_matches_single_process(tmp_path):
         torch.testing.assert_close(rank0[key], value, rtol=1e-4, atol=1e-5, msg=key)
 
 
+def test_accumulated_passes_take_the_step_of_one_pass(tmp_path):
+    """Batch 4 in 1, 2 and 4 forward/backward passes: each forward sees 4/N samples, and losses, gradient norms
+    (the gradient, not only its direction, which Adam would forgive) and weights after 3 steps match one pass.
+    DDP_CONFIG leaves out what depends on the pass's batch: router noise, drop-path, dropped tokens, balance loss."""
+    runs = {}
+    for passes in (1, 2, 4):
+        trainer = Trainer(load_config(base=DDP_CONFIG, overrides=[("optim.accumulate", passes)]), tmp_path / f"{passes}")
+        sizes = []
+        trainer.model.register_forward_pre_hook(lambda _module, args: sizes.append(args[0].shape[0]))
+        trainer.run()
+        assert sizes == [4 // passes] * (3 * passes)
+        runs[passes] = trainer
+    one = runs[1]
+    for passes in (2, 4):
+        for name in ("total", "l1", "grad_norm"):
+            assert [h[name] for h in runs[passes].history] == pytest.approx([h[name] for h in one.history], rel=1e-5)
+        for key, value in one.model.state_dict().items():
+            torch.testing.assert_close(runs[passes].model.state_dict()[key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_gan_training_with_accumulated_passes_updates_both_networks(tmp_path):
+    config = load_config(base=DDP_CONFIG, overrides=[("iterations", 2), ("optim.accumulate", 2), ("losses.gan", 0.1),
+                                                     ("gan.features", 16)])
+    trainer = Trainer(config, tmp_path / "run")
+    generator = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.ensure_gan()
+    discriminator = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
+    assert trainer.run() == 0
+    assert all(math.isfinite(h["gan"]) and h["skipped"] == 0 for h in trainer.history)
+    assert any(not torch.equal(v, trainer.model.state_dict()[k]) for k, v in generator.items())
+    assert any(not torch.equal(v, trainer.discriminator.state_dict()[k]) for k, v in discriminator.items()
+               if k.endswith("weight_orig") or k.endswith("weight"))
+
+
+def test_accumulate_must_divide_the_batch():
+    with pytest.raises(ValueError, match="optim.accumulate: must divide data.train.batch_size"):
+        quick(optim__accumulate=3)
+
+
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml")),
                          ids=lambda path: path.stem)
 def test_shipped_configs_are_valid(path):

@@ -111,6 +111,10 @@ class OptimSection:
     milestones: list[int] = field(default_factory=list)
     gamma: float = 0.5
     grad_clip: float = 1.0  # 0 = off
+    # Forward/backward passes per step, each on 1/N of the batch, gradients summed before the update: the same
+    # step as one pass over the whole batch (but for the MoE balance loss, computed per pass as per DDP rank)
+    # in 1/N of the activation memory, so a small machine can train at a large machine's batch.
+    accumulate: int = 1
 
 
 @dataclass
@@ -177,6 +181,9 @@ class TrainConfig:
         need(self.precision in ("fp32", "bf16", "fp16"), "precision", "fp32, bf16 or fp16")
         need(self.compile_mode in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
              "compile_mode", "default, reduce-overhead, max-autotune or max-autotune-no-cudagraphs")
+        need(self.optim.accumulate >= 1, "optim.accumulate", "at least 1")
+        need(self.data.train.batch_size % self.optim.accumulate == 0, "optim.accumulate",
+             f"must divide data.train.batch_size ({self.data.train.batch_size})")
         need(self.optim.schedule in ("cosine", "multistep", "constant"), "optim.schedule", "cosine, multistep or constant")
         need(self.gan.type in ("vanilla", "lsgan", "hinge"), "gan.type", "vanilla, lsgan or hinge")
         need(0 <= self.ema.decay < 1, "ema.decay", "in [0, 1)")

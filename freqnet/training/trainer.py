@@ -158,8 +158,9 @@ class Trainer:
         if self.device.type == "cuda":  # fixed patch shapes: let cuDNN pick its fastest kernels; TF32 matmuls as convs
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
-        if c.data.train.batch_size % self.dist.world:
-            raise ValueError(f"data.train.batch_size {c.data.train.batch_size} must divide by the {self.dist.world} ranks")
+        if c.data.train.batch_size % (self.dist.world * c.optim.accumulate):
+            raise ValueError(f"data.train.batch_size {c.data.train.batch_size} must divide by the {self.dist.world} "
+                             f"ranks times optim.accumulate {c.optim.accumulate}")
         self.run_dir = Path(run_dir)
         previous = manifests(self.run_dir / "checkpoints")
         if previous and not resume:  # a fresh run here would have its checkpoints pruned in favour of the old ones
@@ -322,9 +323,50 @@ class Trainer:
         return lr
 
     def step(self, batch: dict[str, Any], weights: dict[str, float]) -> dict[str, float]:
-        lr_img = batch["lr"].to(self.device, non_blocking=True)
-        hr_img = batch["hr"].to(self.device, non_blocking=True)
+        """One optimizer step over the batch, in `optim.accumulate` forward/backward passes."""
+        passes = self.config.optim.accumulate
+        lr_parts = batch["lr"].to(self.device, non_blocking=True).chunk(passes)
+        hr_parts = batch["hr"].to(self.device, non_blocking=True).chunk(passes)
         self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, torch.Tensor] = {}
+        fakes = []
+        for index, (lr_img, hr_img) in enumerate(zip(lr_parts, hr_parts)):
+            with self.gradient_sync(self.ddp, index == passes - 1):
+                output, terms = self.loss_terms(lr_img, hr_img, weights)
+                total = sum(weights[name] * value for name, value in terms.items())
+                self.scaler.scale(total / passes).backward()
+            for name, value in {**terms, "total": total}.items():
+                sums[name] = sums.get(name, 0) + value.detach() / passes
+            if weights["gan"] > 0:
+                fakes.append(output.detach())
+        total = sums["total"]
+
+        self.scaler.unscale_(self.optimizer)
+        clip = self.config.optim.grad_clip
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else math.inf)
+        finite = bool(torch.isfinite(grad_norm)) and bool(torch.isfinite(total))
+        if finite:
+            self.scaler.step(self.optimizer)
+            self.bad_steps = 0
+        else:
+            self.bad_steps += 1
+        self.scaler.update()
+        if finite and self.ema is not None:
+            self.ema.update(self.model, 0.0 if self.iteration < self.config.ema.start else None)
+        if finite and weights["gan"] > 0:
+            self.discriminator_step(fakes, hr_parts)
+        logged = {name: float(value) for name, value in sums.items()}
+        logged.update(grad_norm=float(grad_norm), skipped=float(not finite))
+        return logged
+
+    def gradient_sync(self, module: torch.nn.Module, last_pass: bool):
+        """DDP all-reduces gradients in the last of the accumulated passes only."""
+        return contextlib.nullcontext() if last_pass or self.dist.world == 1 else module.no_sync()
+
+    def loss_terms(self, lr_img: torch.Tensor, hr_img: torch.Tensor,
+                   weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The model's output and each weighted loss term's value (unweighted) on one batch."""
         terms: dict[str, torch.Tensor] = {}
         with self.autocast():
             output = self.forward(lr_img)
@@ -341,35 +383,17 @@ class Trainer:
                 terms["gan"] = generator_loss(self.config.gan.type, self.discriminator(output).float())
         if weights["moe_aux"] > 0 and self.model.moe_layers():
             terms["moe_aux"] = self.model.aux_loss()
-        total = sum(weights[name] * value for name, value in terms.items())
+        return output, terms
 
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        self.scaler.unscale_(self.optimizer)
-        clip = self.config.optim.grad_clip
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else math.inf)
-        finite = bool(torch.isfinite(grad_norm)) and bool(torch.isfinite(total))
-        if finite:
-            self.scaler.step(self.optimizer)
-            self.bad_steps = 0
-        else:
-            self.bad_steps += 1
-        self.scaler.update()
-        if finite and self.ema is not None:
-            self.ema.update(self.model, 0.0 if self.iteration < self.config.ema.start else None)
-        if finite and weights["gan"] > 0:
-            self.discriminator_step(output.detach(), hr_img)
-        logged = {name: float(value.detach()) for name, value in terms.items()}
-        logged.update(total=float(total.detach()), grad_norm=float(grad_norm), skipped=float(not finite))
-        return logged
-
-    def discriminator_step(self, fake: torch.Tensor, real: torch.Tensor) -> None:
+    def discriminator_step(self, fakes: list[torch.Tensor], reals: tuple[torch.Tensor, ...]) -> None:
         self.discriminator.requires_grad_(True)
-        with self.autocast():  # one forward for both halves: DDP allows one forward per backward
-            real_logits, fake_logits = self.d_ddp(torch.cat([real, fake])).float().chunk(2)
-            loss = discriminator_loss(self.config.gan.type, real_logits, fake_logits)
         self.d_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        for index, (fake, real) in enumerate(zip(fakes, reals)):
+            with self.gradient_sync(self.d_ddp, index == len(fakes) - 1):
+                with self.autocast():  # one forward for both halves: DDP allows one forward per backward
+                    real_logits, fake_logits = self.d_ddp(torch.cat([real, fake])).float().chunk(2)
+                    loss = discriminator_loss(self.config.gan.type, real_logits, fake_logits)
+                (loss / len(fakes)).backward()
         self.d_optimizer.step()
 
     # -- validation ----------------------------------------------------------------------------------------
