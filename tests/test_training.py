@@ -261,20 +261,22 @@ DDP_CONFIG = dict(QUICK, iterations=3, model={"preset": "tiny", "scale": 2, "ove
     checkpoint={"every": 100, "keep_last": 1})
 
 
-def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+def ddp_worker(rank: int, world: int, port: int, out_dir: str, accumulate: int) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    trainer = Trainer(load_config(base=DDP_CONFIG), f"{out_dir}/run")
+    trainer = Trainer(load_config(base=DDP_CONFIG, overrides=[("optim.accumulate", accumulate)]), f"{out_dir}/run")
     trainer.run()
     torch.save({k: v.clone() for k, v in trainer.model.state_dict().items()}, f"{out_dir}/rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
 
-def test_two_process_ddp_matches_single_process(tmp_path):
-    """2 gloo ranks, global batch 4 (2 each): parameters stay identical across ranks and match one process with
-    batch 4. MoE balance weight is 0 here: the Switch balance loss is computed per rank, so it is not additive."""
-    torch.multiprocessing.spawn(ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_two_process_ddp_matches_single_process(tmp_path, accumulate):
+    """2 gloo ranks, global batch 4 (2 each, in 1 or 2 passes, all-reduced after the last): parameters stay
+    identical across ranks and match one process with batch 4 in one pass. MoE balance weight is 0 here: the
+    Switch balance loss is computed per rank, so it is not additive."""
+    torch.multiprocessing.spawn(ddp_worker, args=(2, free_port(), str(tmp_path), accumulate), nprocs=2, join=True)
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
