@@ -39,8 +39,9 @@ def in_fresh_process(script: str, *args: str, checkout: str | Path | None = None
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def inference_call(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
-    """`model(x)` without autograd, as a no-argument callable for `interleaved_medians`."""
+def inference_call(model: Callable[[torch.Tensor], object], x: torch.Tensor) -> Callable[[], object]:
+    """`model(x)` (a module, or an `Upscaler`'s `infer`) without autograd, as a no-argument callable for
+    `interleaved_medians`."""
     def run():
         with torch.inference_mode():
             return model(x)

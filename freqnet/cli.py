@@ -9,6 +9,7 @@ from pathlib import Path
 from collections.abc import Callable, Sequence
 
 from .config import PRESETS, SCALES, ModelConfig
+from .inference import PRECISIONS
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -104,7 +105,9 @@ def add_upscale(commands: argparse._SubParsersAction) -> None:
                         "(its newest EMA weights)")
     parser.add_argument("--tile", default="auto", help="tile side in input pixels, 'auto' (fits memory) or 0 (no tiling)")
     parser.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in input pixels")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
+                        help="auto (default): bf16 on CPUs with native bf16 (AVX512-BF16 or AMX; the shipped x4 runs "
+                        "1.9x faster at 0.005 dB less on Set5), fp32 elsewhere")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
     parser.add_argument("--detail", type=float, default=1.0,
@@ -205,6 +208,8 @@ def add_eval(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tile", default="auto", help="tile side, 'auto' or 0")
     parser.add_argument("--ensemble", action="store_true",
                         help="our models: mean over the 8 flips/rotations of the input (the papers' '+' rows)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="our models' arithmetic, as `upscale --precision` runs them")
     parser.add_argument("--seed", type=int, default=0, help="seed of the recipe's degradations")
     parser.add_argument("--csv", default=None, help="write one row per image here")
     parser.add_argument("--markdown", default=None, help="write the tables here")
@@ -217,8 +222,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
     models: dict[str, object] = {}
     for spec in args.model or ["default"]:
-        runner = load_runner(spec, parse_tile(args.tile), args.ensemble)
-        label = model_label(spec) + ("+" if getattr(runner, "ensemble", False) else "")  # ONNX files run as exported
+        runner = load_runner(spec, parse_tile(args.tile), args.ensemble, args.precision)
+        label = model_label(spec)
+        if hasattr(runner, "ensemble"):  # ours; ONNX files run as exported
+            label += ("+" if runner.ensemble else "") + ("" if args.precision == "fp32" else f" {args.precision}")
         models[label if label not in models else f"{label} ({len(models) + 1})"] = runner
     scales = {label: model.scale for label, model in models.items()}
     scale = args.scale or next(iter(scales.values()))

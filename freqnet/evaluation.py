@@ -65,16 +65,16 @@ def standard_datasets(root: str | Path, sets: Sequence[str], scale: int) -> list
     return datasets
 
 
-def load_runner(model: str, tile: int | str | None = "auto", ensemble: bool = False):
+def load_runner(model: str, tile: int | str | None = "auto", ensemble: bool = False, precision: str = "fp32"):
     """An `.onnx` file runs in ONNX Runtime as exported; anything else is one of ours (shipped name, weights, run
-    folder), with the 8-fold self-ensemble when asked."""
+    folder), at `precision`, with the 8-fold self-ensemble when asked."""
     if str(model).lower().endswith(".onnx"):
         from .onnx_model import OnnxModel
 
         return OnnxModel(model)
     from .inference import Upscaler
 
-    return Upscaler(model, tile, ensemble=ensemble)
+    return Upscaler(model, tile, precision=precision, ensemble=ensemble)
 
 
 def model_label(model: str) -> str:

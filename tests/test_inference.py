@@ -101,6 +101,34 @@ def test_half_precision_casts_the_weights_once_and_leaves_the_callers_model_alon
     assert 10 * math.log10(1 / float(np.mean(error ** 2))) > 40
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_keeps_the_image_itself_in_fp32(precision):
+    """An untrained model's output is its bicubic path alone: at reduced precision that path and the final sum stay
+    fp32, so the output still matches fp32 to float rounding (a bf16 sum would be off by up to 2e-3, a grey level's
+    half step: Set5 x4 lost 0.012 dB instead of 0.005)."""
+    model = freqnet.build_model("tiny", 4).eval()
+    x = torch.rand(1, 3, 20, 24)
+    with torch.no_grad():
+        reference = model(x)
+        reduced = Upscaler(model, tile=None, precision=precision).infer(x)
+    assert reduced.dtype == torch.float32
+    torch.testing.assert_close(reduced, reference, rtol=0, atol=1e-6)
+
+
+def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
+    from freqnet.inference import resolve_precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for capabilities, expected in [({"avx512_bf16": True}, "bf16"), ({"amx_bf16": True}, "bf16"),
+                                   ({"avx512_bf16": False, "avx2": True}, "fp32"), ({}, "fp32")]:
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+        assert resolve_precision("auto", cpu) == expected
+        assert resolve_precision("auto", cuda) == "fp32"  # launch-bound on GPUs: bf16 measured slower there
+        assert resolve_precision("fp16", cpu) == "fp16"
+    with pytest.raises(ValueError, match="precision 'int8': allowed auto, fp32, bf16, fp16"):
+        resolve_precision("int8", cpu)
+
+
 def test_unknown_model_name_is_explained():
     with pytest.raises(ValueError, match="no model 'x7'"):
         Upscaler("x7")

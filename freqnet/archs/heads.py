@@ -126,6 +126,14 @@ class BicubicUpsample(nn.Module):
         # broadcast rejects as self-overlapping.
         self.register_buffer("weight", weight.repeat(channels, 1, 1), persistent=False)
 
+    def _apply(self, fn, recurse=True):
+        """Moves follow the model; dtype casts do not: taps rounded to bf16 would move the image itself by up to
+        2e-3 (the network runs this path in fp32 at every precision)."""
+        taps = self.weight
+        super()._apply(fn, recurse)
+        self.weight = taps.to(self.weight.device)
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (2, 2, 2, 2), mode="replicate")
         return F.pixel_shuffle(F.conv2d(x, self.weight[:, None].to(x.dtype), groups=self.channels), self.scale)

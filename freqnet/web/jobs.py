@@ -96,7 +96,7 @@ class JobQueue:
         """One loaded model per (name, detail), reused across jobs."""
         key = (model, detail)
         if key not in self.upscalers:
-            self.upscalers[key] = Upscaler(model, tile="auto", detail=detail)
+            self.upscalers[key] = Upscaler(model, tile="auto", detail=detail, precision="auto")  # as the CLI
         return self.upscalers[key]
 
     # -- the worker ------------------------------------------------------------------------------------------
