@@ -9,7 +9,7 @@ from pathlib import Path
 from collections.abc import Callable, Sequence
 
 from .config import PRESETS, SCALES, ModelConfig
-from .inference import PRECISIONS
+from .precision import PRECISIONS
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from .data.image_io import LoadedImage
 from .models import detached_copy, fuse, is_fused, load_model
+from .precision import resolve_precision
 
 def resolve_model(model) -> torch.nn.Module:
     """A model object, a shipped model's name, or a .safetensors path -> a fused model in eval mode."""
@@ -21,27 +22,6 @@ def resolve_model(model) -> torch.nn.Module:
         return model.eval() if is_fused(model) else fuse(model)
     loaded = load_model(model)
     return loaded if is_fused(loaded) else fuse(loaded)
-
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-def native_bf16_cpu() -> bool:
-    """An x86 CPU with bf16 arithmetic (AVX512-BF16: AMD Zen 4 and later, Intel Cooper Lake; or AMX). There the
-    shipped `x4` runs 1.9x faster in bf16 than in fp32 at 0.005 dB less on Set5 (docs/cpu_bf16.md); elsewhere
-    oneDNN emulates bf16, which does not pay."""
-    capabilities = torch.cpu.get_capabilities()
-    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto` is bf16 on a CPU with native bf16 and fp32 everywhere else (on GPUs this small model is bound by
-    kernel launches, not arithmetic: docs/gpu_checks.md); any other value is checked and kept."""
-    if precision == "auto":
-        return "bf16" if device.type == "cpu" and native_bf16_cpu() else "fp32"
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: allowed auto, {', '.join(PRECISIONS)}")
-    return precision
 
 
 def pick_device(device: str) -> torch.device:

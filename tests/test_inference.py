@@ -116,7 +116,7 @@ def test_half_precision_keeps_the_image_itself_in_fp32(precision):
 
 
 def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
-    from freqnet.inference import resolve_precision
+    from freqnet.precision import resolve_precision
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     for capabilities, expected in [({"avx512_bf16": True}, "bf16"), ({"amx_bf16": True}, "bf16"),

@@ -338,6 +338,15 @@ def test_mixed_precision_training_steps_are_finite(tmp_path, precision):
     assert all(math.isfinite(h["total"]) for h in trainer.history)
 
 
+def test_auto_precision_trains_in_bf16_only_on_a_cpu_with_native_bf16(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
+    trainer = Trainer(quick(iterations=2, precision="auto"), tmp_path / "native")
+    assert trainer.precision == "bf16" and trainer.run() == 0
+    assert "precision bf16" in (tmp_path / "native" / "train.log").read_text()
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})
+    assert Trainer(quick(precision="auto"), tmp_path / "emulated").precision == "fp32"
+
+
 def test_fallback_to_fp32_after_bad_steps(tmp_path):
     config = quick(iterations=4, precision="bf16", fallback_fp32=True, max_bad_steps=1)
     trainer = Trainer(config, tmp_path / "run")

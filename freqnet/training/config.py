@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from ..config import PRESETS, SCALES, ModelConfig
+from ..precision import PRECISIONS
 
 
 @dataclass
@@ -149,7 +150,7 @@ class TrainConfig:
     gan: GANSection = field(default_factory=GANSection)
     optim: OptimSection = field(default_factory=OptimSection)
     ema: EMASection = field(default_factory=EMASection)
-    precision: str = "fp32"  # fp32 | bf16 | fp16
+    precision: str = "fp32"  # fp32 | bf16 | fp16 | auto (bf16 on CPUs with native bf16, else fp32: freqnet.precision)
     fallback_fp32: bool = False  # after max_bad_steps non-finite steps in a row: continue in fp32 instead of stopping
     max_bad_steps: int = 10
     compile: bool = False
@@ -178,7 +179,7 @@ class TrainConfig:
              "1 at scale 1 (a x1 model's input loses no detail to a downscale)")
         need(self.data.train.detail_candidates == 1 or not self.data.train.lr, "data.train.detail_candidates",
              "1 with a paired LR folder (its crops are fixed by the LR files)")
-        need(self.precision in ("fp32", "bf16", "fp16"), "precision", "fp32, bf16 or fp16")
+        need(self.precision in ("auto", *PRECISIONS), "precision", "auto, fp32, bf16 or fp16")
         need(self.compile_mode in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
              "compile_mode", "default, reduce-overhead, max-autotune or max-autotune-no-cudagraphs")
         need(self.optim.accumulate >= 1, "optim.accumulate", "at least 1")

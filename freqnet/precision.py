@@ -1,0 +1,25 @@
+"""Which arithmetic a model runs in: `auto` picks bf16 where the hardware computes it natively and it pays."""
+
+from __future__ import annotations
+
+import torch
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def native_bf16_cpu() -> bool:
+    """An x86 CPU with bf16 arithmetic (AVX512-BF16: AMD Zen 4 and later, Intel Cooper Lake; or AMX). There the
+    shipped `x4` runs 1.9x faster in bf16 than in fp32 at 0.005 dB less on Set5 (docs/cpu_bf16.md); elsewhere
+    oneDNN emulates bf16, which does not pay."""
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto` is bf16 on a CPU with native bf16 and fp32 everywhere else (on GPUs this small model is bound by
+    kernel launches, not arithmetic: docs/gpu_checks.md); any other value is checked and kept."""
+    if precision == "auto":
+        return "bf16" if device.type == "cpu" and native_bf16_cpu() else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: allowed auto, {', '.join(PRECISIONS)}")
+    return precision
