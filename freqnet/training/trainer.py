@@ -408,8 +408,8 @@ class Trainer:
         per_label: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for index in range(len(self.val_set)):
             sample = self.val_set[index]
-            with self.autocast():
-                output = model(sample["lr"][None].to(self.device)).float().clamp(0, 1)[0].cpu()
+            # fp32 whatever the training precision: the score `freqnet eval` and the model cards give these weights
+            output = model(sample["lr"][None].to(self.device)).float().clamp(0, 1)[0].cpu()
             score = (metrics.psnr(output, sample["hr"], crop, v.test_y_channel),
                      metrics.ssim(output, sample["hr"], crop, v.test_y_channel))
             per_label[sample["label"]].append(score)
