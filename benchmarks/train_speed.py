@@ -1,9 +1,11 @@
-"""Training speed on CPU: iterations/s and peak memory per preset (batch 8, HR patch 64, x4), L1 only vs all
-losses (L1 + SSIM + FFT + perceptual VGG16 + GAN + MoE aux). Each configuration runs in a fresh process so the
-peak RSS is its own. `--baseline DIR` also times the freqnet of another source tree (a `git worktree` of the commit
-before a change), alternating with this one per configuration, so the table shows the change's speed-up in one run.
+"""Training speed on CPU: iterations/s and peak memory per preset (x4; batch 8, HR patch 64 unless given), L1 only
+vs all losses (L1 + SSIM + FFT + perceptual VGG16 + GAN + MoE aux), at each training precision asked for. Each
+configuration runs in a fresh process so the peak RSS is its own. `--baseline DIR` also times the freqnet of another
+source tree (a `git worktree` of the commit before a change), alternating with this one per configuration, so the
+table shows the change's speed-up in one run.
 
     python benchmarks/train_speed.py --out docs/train_speed.md [--steps 6] [--threads 2] [--baseline DIR]
+    python benchmarks/train_speed.py --presets base --batch 16 --patch 256 --losses l1 --precisions fp32 bf16
 """
 
 from __future__ import annotations
@@ -35,15 +37,16 @@ def random_vgg_file(folder: Path) -> Path:
     return path
 
 
-def child(preset: str, losses: dict[str, float], steps: int, threads: int, vgg: str) -> dict[str, float]:
+def child(preset: str, losses: dict[str, float], precision: str, batch: int, patch: int, steps: int, threads: int,
+          vgg: str) -> dict[str, float]:
     import torch
 
     from freqnet.runtime import keep_freed_memory
 
     torch.set_num_threads(threads)
     keep_freed_memory()
-    config = speed_config(preset, 8, 64, steps + 2, losses={**{k: 0.0 for k in ALL_LOSSES}, **losses},
-                          perceptual={"weights": vgg})
+    config = speed_config(preset, batch, patch, steps + 2, losses={**{k: 0.0 for k in ALL_LOSSES}, **losses},
+                          perceptual={"weights": vgg}, precision=precision)
     rate = training_rate(config, steps, warmup=2).it_per_s
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"it_per_s": rate, "peak_mb": peak_mb}
@@ -55,34 +58,42 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--presets", nargs="+", default=["tiny", "small", "base", "large"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=("fp32", "bf16", "fp16"))
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--patch", type=int, default=64, help="HR patch side")
+    parser.add_argument("--losses", nargs="+", default=["l1", "all"], choices=("l1", "all"))
     parser.add_argument("--baseline", type=Path, default=None, help="a source tree to time beside this one")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        preset, losses, vgg = json.loads(args.child)
-        print(json.dumps(child(preset, losses, args.steps, args.threads, vgg)))
+        preset, losses, precision, vgg = json.loads(args.child)
+        print(json.dumps(child(preset, losses, precision, args.batch, args.patch, args.steps, args.threads, vgg)))
         return
-    columns = "| preset | losses | it/s | s/it | peak RSS |"
+    loss_sets = {"l1": ("L1 (+MoE aux)", {"l1": 1.0, "moe_aux": 1.0}), "all": ("all", ALL_LOSSES)}
+    columns = "| preset | losses | precision | it/s | s/it | peak RSS |"
     if args.baseline:
         columns += f" it/s at {args.baseline.name} | speed-up |"
     rows = [columns, "|" + "---|" * (columns.count("|") - 1)]
     with tempfile.TemporaryDirectory() as folder:
         vgg = str(random_vgg_file(Path(folder)))
         for preset in args.presets:
-            for label, losses in (("L1 (+MoE aux)", {"l1": 1.0, "moe_aux": 1.0}), ("all", ALL_LOSSES)):
-                spec = json.dumps([preset, losses, vgg])
-                flags = ("--steps", str(args.steps), "--threads", str(args.threads))
+            for (label, losses), precision in ((loss_sets[name], p) for name in args.losses for p in args.precisions):
+                spec = json.dumps([preset, losses, precision, vgg])
+                flags = ("--steps", str(args.steps), "--threads", str(args.threads), "--batch", str(args.batch),
+                         "--patch", str(args.patch))
                 before = in_fresh_process(__file__, spec, *flags, checkout=args.baseline) if args.baseline else None
                 r = in_fresh_process(__file__, spec, *flags)
-                row = f"| {preset} | {label} | {r['it_per_s']:.2f} | {1 / r['it_per_s']:.2f} | {r['peak_mb']:.0f} MB |"
+                row = (f"| {preset} | {label} | {precision} | {r['it_per_s']:.2f} | {1 / r['it_per_s']:.2f} | "
+                       f"{r['peak_mb']:.0f} MB |")
                 if before:
                     row += f" {before['it_per_s']:.2f} | {r['it_per_s'] / before['it_per_s']:.2f}× |"
                 rows.append(row)
                 print(rows[-1], flush=True)
     write_report([
         "# Training speed (generated by benchmarks/train_speed.py)", "",
-        f"Machine: {machine()}; each configuration in a fresh process with {args.threads} threads. ×4, batch 8, "
-        f"HR patch 64 (LR 16), fp32, mean over {args.steps} steps after 2 warm-up steps; peak RSS of the process.", "",
+        f"Machine: {machine()}; each configuration in a fresh process with {args.threads} threads. ×4, batch "
+        f"{args.batch}, HR patch {args.patch} (LR {args.patch // 4}), mean over {args.steps} steps after 2 warm-up "
+        "steps; peak RSS of the process.", "",
         *rows], args.out)
 
 
