@@ -362,3 +362,11 @@ def test_fallback_to_fp32_after_bad_steps(tmp_path):
     assert trainer.run() == 0
     assert trainer.precision == "fp32"
     assert "falling back from bf16 to fp32" in (tmp_path / "run" / "train.log").read_text()
+    assert Trainer(config, tmp_path / "run", resume="auto").precision == "fp32"  # the fallback outlives a resume
+
+
+def test_resume_takes_the_configs_precision(tmp_path):
+    Trainer(quick(iterations=4), tmp_path / "run").run()
+    resumed = Trainer(quick(iterations=6, precision="bf16"), tmp_path / "run", resume="auto")
+    assert resumed.iteration == 4 and resumed.precision == "bf16"
+    assert resumed.run() == 0 and all(math.isfinite(h["total"]) for h in resumed.history)

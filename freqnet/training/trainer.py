@@ -183,6 +183,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, c.optim.weight_decay), lr=c.optim.lr,
                                            betas=c.optim.betas, fused=True)
         self.precision = resolve_precision(c.precision, self.device)
+        self.fell_back = False  # to fp32 after bad steps (`fallback_fp32`): kept across resumes
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.ddp = self.wrap(self.model)
         self.forward = torch.compile(self.ddp, mode=c.compile_mode) if c.compile else self.ddp
@@ -247,7 +248,8 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         state = {"iteration": self.iteration, "epoch": self.epoch, "position": self.position,
                  "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                 "precision": self.precision, "rng": rng_state(), "bad_steps": self.bad_steps}
+                 "precision": self.precision, "fell_back": self.fell_back, "rng": rng_state(),
+                 "bad_steps": self.bad_steps}
         if self.discriminator is not None:
             state["discriminator"] = self.discriminator.state_dict()
             state["d_optimizer"] = self.d_optimizer.state_dict()
@@ -278,13 +280,18 @@ class Trainer:
         if self.ema is not None and "ema" in paths:
             self.ema.load_state_dict(load_model(paths["ema"]).state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
+        # The config's precision applies on resume (e.g. `--set precision=bf16`), unless the run fell back to fp32.
+        if state.get("fell_back"):
+            self.precision, self.fell_back = "fp32", True
+            self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
+        if self.scaler.is_enabled() and state["scaler"]:  # fp16 then and now: the loss scale carries on
+            self.scaler.load_state_dict(state["scaler"])
         if "discriminator" in state:
             self.ensure_gan()
             self.discriminator.load_state_dict(state["discriminator"])
             self.d_optimizer.load_state_dict(state["d_optimizer"])
         self.iteration, self.epoch, self.position = state["iteration"], state["epoch"], state["position"]
-        self.precision, self.bad_steps = state["precision"], state["bad_steps"]
+        self.bad_steps = state["bad_steps"]
         set_rng_state(state["rng"])
         return str(paths["model"])
 
@@ -485,7 +492,7 @@ class Trainer:
                 if self.bad_steps >= c.max_bad_steps:
                     if c.fallback_fp32 and self.precision != "fp32":
                         logger.info(f"{self.bad_steps} bad steps in a row: falling back from {self.precision} to fp32")
-                        self.precision, self.bad_steps = "fp32", 0
+                        self.precision, self.bad_steps, self.fell_back = "fp32", 0, True
                         self.scaler = torch.amp.GradScaler(self.device.type, enabled=False)
                     else:
                         path = self.save()
