@@ -16,6 +16,7 @@ from .data.image_io import LoadedImage
 from .models import detached_copy, fuse, is_fused, load_model
 from .precision import resolve_precision
 
+
 def resolve_model(model) -> torch.nn.Module:
     """A model object, a shipped model's name, or a .safetensors path -> a fused model in eval mode."""
     if isinstance(model, torch.nn.Module):
