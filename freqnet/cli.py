@@ -106,8 +106,8 @@ def add_upscale(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tile", default="auto", help="tile side in input pixels, 'auto' (fits memory) or 0 (no tiling)")
     parser.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in input pixels")
     parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
-                        help="auto (default): bf16 on CPUs with native bf16 (AVX512-BF16 or AMX: about 1.9x faster, "
-                        "within 0.003 dB), fp32 elsewhere")
+                        help="auto (default): bf16 on CPUs with native bf16 (AVX512-BF16 or AMX: 1.3-1.9x faster, "
+                        "the same scores to 0.01 dB), fp32 elsewhere")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
     parser.add_argument("--detail", type=float, default=1.0,

@@ -9,7 +9,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 def native_bf16_cpu() -> bool:
     """An x86 CPU with bf16 arithmetic (AVX512-BF16: AMD Zen 4 and later, Intel Cooper Lake; or AMX). There the
-    shipped models run about 1.9x faster in bf16 than in fp32, within 0.003 dB on Set5 and Set14
+    shipped models run 1.3-1.9x faster in bf16 than in fp32 with the same scores to 0.01 dB on the standard sets
     (docs/standard_benchmarks.md); elsewhere oneDNN emulates bf16, which does not pay."""
     capabilities = torch.cpu.get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
