@@ -22,9 +22,10 @@ from common import speed_config, training_rate  # noqa: E402
 from freqnet.data.image_io import read_image  # noqa: E402
 from freqnet.inference import Upscaler, half_precision_copy  # noqa: E402
 from freqnet.models import shipped_models  # noqa: E402
+from freqnet.precision import AUTOCAST_DTYPES  # noqa: E402
 
 PRESETS = ["tiny", "small", "base", "large"]
-DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = AUTOCAST_DTYPES
 SAMPLES = Path(freqnet.__file__).parent / "assets" / "samples"
 DEVICE = torch.device("cuda")  # --device cpu: a dry run of the script's logic on a machine without a GPU
 

@@ -27,6 +27,7 @@ from freqnet.export import export_onnx  # noqa: E402
 from freqnet.inference import Upscaler  # noqa: E402
 from freqnet.models import locate, read_metadata, shipped_models  # noqa: E402
 from freqnet.onnx_model import OnnxModel  # noqa: E402
+from freqnet.precision import PRECISIONS  # noqa: E402
 
 LATENCY_SIDE = 256
 REFERENCE_ANCHOR = "IMDN"  # the bar the issues set: IMDN's quality at IMDN's CPU latency
@@ -36,7 +37,8 @@ def scale_section(scale: int, ours: list[str], anchors: list[Path], args, work: 
     datasets = standard_datasets(args.benchmarks, args.sets, scale)
     upscalers = {name: Upscaler(name, tile=None) for name in ours}
     reduced = {f"{name} {precision}": Upscaler(name, tile=None, precision=precision)
-               for name in ours for precision in args.precisions if precision != "fp32"}
+               for name in ours for precision in args.reduced}
+    ours_all = {**upscalers, **reduced}
     peers = {path.stem: OnnxModel(path, args.threads) for path in anchors}
     exported = {}
     for name, upscaler in upscalers.items():
@@ -44,11 +46,11 @@ def scale_section(scale: int, ours: list[str], anchors: list[Path], args, work: 
         export_onnx(upscaler.model, path, dynamic=True)
         exported[name] = OnnxModel(path, args.threads)
 
-    rows = evaluate({**upscalers, **reduced, **peers}, datasets, scale, baselines=("bicubic",), progress=True)
+    rows = evaluate({**ours_all, **peers}, datasets, scale, baselines=("bicubic",), progress=True)
     by_set = means(rows, lambda r: (r.dataset,))
 
     x = torch.rand(1, 3, LATENCY_SIDE, LATENCY_SIDE)
-    calls = {f"{name} (PyTorch)": inference_call(u.infer, x) for name, u in {**upscalers, **reduced}.items()}
+    calls = {f"{name} (PyTorch)": inference_call(u.infer, x) for name, u in ours_all.items()}
     calls |= {f"{name} (ONNX Runtime)": onnx_call(m, x.numpy()) for name, m in exported.items()}
     calls |= {name: onnx_call(m, x.numpy()) for name, m in peers.items()}
     seconds = interleaved_medians(calls, repeats=args.repeats)
@@ -59,14 +61,13 @@ def scale_section(scale: int, ours: list[str], anchors: list[Path], args, work: 
         return f"{ms:.0f}" + (f" ({seconds[name] / reference:.2f}×)" if reference else "")
 
     params = {name: f"{m.parameters() / 1e3:.0f} K" for name, m in peers.items()}
-    params |= {name: f"{sum(p.numel() for p in u.model.parameters()) / 1e3:.0f} K"
-               for name, u in {**upscalers, **reduced}.items()}
+    params |= {name: f"{sum(p.numel() for p in u.model.parameters()) / 1e3:.0f} K" for name, u in ours_all.items()}
     times = {name: f"{latency(name)} ORT" for name in peers}
     times |= {name: f"{latency(f'{name} (PyTorch)')} PyTorch, {latency(f'{name} (ONNX Runtime)')} ORT" for name in upscalers}
     times |= {name: f"{latency(f'{name} (PyTorch)')} PyTorch" for name in reduced}
     lines = [f"## ×{scale}", "", *method_table(rows, datasets, {
         "params": params, f"CPU ms, {LATENCY_SIDE}² in (× {REFERENCE_ANCHOR})": times},
-        labels={name: f"**`{name}` (ours)**" for name in {**upscalers, **reduced}})]
+        labels={name: f"**`{name}` (ours)**" for name in ours_all})]
     gaps = []
     for name in upscalers:
         for peer in peers:
@@ -83,12 +84,12 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(STANDARD_SETS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=("fp32", "bf16", "fp16"),
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=PRECISIONS,
                         help="ours at each (fp32 always; bf16 pays on CPUs with native bf16)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.sets = [s for s in args.sets.split(",") if s]
-    args.precisions = ["fp32", *(p for p in args.precisions if p != "fp32")]
+    args.reduced = [p for p in dict.fromkeys(args.precisions) if p != "fp32"]  # fp32 rows are always there
     torch.set_num_threads(args.threads)
 
     names = args.models or [n for n in shipped_models() if n != "default"]
@@ -103,9 +104,8 @@ def main() -> None:
              f"Latency: one {LATENCY_SIDE}×{LATENCY_SIDE} input, median of {args.repeats} round-robin calls; "
              "ours in PyTorch (as `freqnet upscale` runs it) and exported in fp32 with `freqnet export --dynamic` "
              "into ONNX Runtime, the runtime the anchors run in"
-             + (f"; rows marked {', '.join(p for p in args.precisions if p != 'fp32')}: ours in PyTorch at that "
-                "precision (weights cast once, autocast), as `freqnet upscale --precision` runs it"
-                if set(args.precisions) - {"fp32"} else "") + ".", ""]
+             + (f"; rows marked {', '.join(args.reduced)}: ours in PyTorch at that precision (weights cast once, "
+                "autocast), as `freqnet upscale --precision` runs it" if args.reduced else "") + ".", ""]
     with tempfile.TemporaryDirectory() as work:
         for scale in sorted(by_scale):
             anchors = sorted(args.anchors.glob(f"*_x{scale}.onnx"))

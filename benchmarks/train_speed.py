@@ -23,6 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import in_fresh_process, machine, speed_config, training_rate, write_report  # noqa: E402
 
+from freqnet.precision import PRECISIONS  # noqa: E402
+
 ALL_LOSSES = {"l1": 1.0, "ssim": 0.1, "fft": 0.05, "perceptual": 0.1, "gan": 0.01, "moe_aux": 1.0}
 
 
@@ -58,7 +60,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--presets", nargs="+", default=["tiny", "small", "base", "large"])
-    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=("fp32", "bf16", "fp16"))
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=PRECISIONS)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--patch", type=int, default=64, help="HR patch side")
     parser.add_argument("--losses", nargs="+", default=["l1", "all"], choices=("l1", "all"))

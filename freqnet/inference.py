@@ -14,7 +14,7 @@ from PIL import Image
 
 from .data.image_io import LoadedImage
 from .models import detached_copy, fuse, is_fused, load_model
-from .precision import resolve_precision
+from .precision import AUTOCAST_DTYPES, resolve_precision
 
 
 def resolve_model(model) -> torch.nn.Module:
@@ -205,7 +205,7 @@ class Upscaler:
         self.ensemble = ensemble
         self.name = getattr(model, "name", None) or (type(model).__name__ if isinstance(model, torch.nn.Module) else str(model))
         self.precision = resolve_precision(precision, self.device)
-        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self.dtype = AUTOCAST_DTYPES[self.precision]
         self.model = resolve_model(model).to(self.device)
         if detail != 1.0:  # on a copy: the caller's module keeps its own gain
             self.model = detached_copy(self.model)

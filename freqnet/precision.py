@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+# Each precision's autocast dtype (None: plain fp32).
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = tuple(AUTOCAST_DTYPES)
 
 
 def native_bf16_cpu() -> bool:

@@ -30,7 +30,7 @@ from ..data.datasets import HRFolderDataset, PairedFolderDataset, build_validati
 from ..losses import (CharbonnierLoss, FFTLoss, L1Loss, MSELoss, MSSSIMLoss, PerceptualLoss, SSIMLoss,
                       discriminator_loss, generator_loss)
 from ..models import CheckpointError, load_model, read_metadata, transfer_weights
-from ..precision import resolve_precision
+from ..precision import AUTOCAST_DTYPES, resolve_precision
 from ..run_files import manifests
 from .checkpoint import CheckpointManager
 from .config import TrainConfig
@@ -316,7 +316,7 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------------------------
     def autocast(self):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        dtype = AUTOCAST_DTYPES[self.precision]
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
     def set_schedules(self, weights: dict[str, float]) -> float:
