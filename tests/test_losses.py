@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from freqnet.losses import (CharbonnierLoss, FFTLoss, L1Loss, MSELoss, MSSSIMLoss, PerceptualLoss, SSIMLoss,
+from freqnet.losses import (CharbonnierLoss, FFTLoss, L1Loss, LumaL1Loss, MSELoss, MSSSIMLoss, PerceptualLoss, SSIMLoss,
                             discriminator_loss, generator_loss)
 from freqnet.losses.vgg import VGGFeatures, load_vgg_weights, read_numpy_pickle
 
@@ -25,7 +25,7 @@ def images():
     return x, (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
 
 
-@pytest.mark.parametrize("loss", [L1Loss(), CharbonnierLoss(1e-6), SSIMLoss(), MSSSIMLoss(), FFTLoss()])
+@pytest.mark.parametrize("loss", [L1Loss(), LumaL1Loss(), CharbonnierLoss(1e-6), SSIMLoss(), MSSSIMLoss(), FFTLoss()])
 def test_identical_images_give_zero_loss_and_different_positive(loss, images):
     x, y = images
     assert loss(x, x).item() == pytest.approx(0.0, abs=1e-5)
@@ -35,6 +35,19 @@ def test_identical_images_give_zero_loss_and_different_positive(loss, images):
 def test_mse_known_value():
     out, target = torch.zeros(1, 1, 2, 2), torch.tensor([[[[0.3, -0.4], [0.0, 0.0]]]])
     assert MSELoss()(out, target).item() == pytest.approx((0.09 + 0.16) / 4, rel=1e-6)
+
+
+def test_luma_l1_sees_the_error_psnr_y_scores_and_not_chroma(images):
+    """Against freqnet.metrics' Y on the same images; a colour shift that keeps Y costs nothing."""
+    from freqnet.metrics import rgb_to_y
+    x, y = images
+    y_of = [rgb_to_y(im.permute(1, 2, 0).numpy().astype(np.float64) * 255) for im in (x[0], y[0])]
+    expected = np.abs(y_of[0] - y_of[1]).mean() / 255
+    assert LumaL1Loss()(y[:1], x[:1]).item() == pytest.approx(expected, rel=1e-4)
+    shift = torch.zeros_like(x)
+    shift[:, 0], shift[:, 1] = 0.128553, -0.065481  # R and G move against each other at Y's weights
+    assert LumaL1Loss()(x + shift, x).item() == pytest.approx(0.0, abs=1e-6)
+    assert L1Loss()(x + shift, x).item() == pytest.approx((0.128553 + 0.065481) / 3, rel=1e-5)
 
 
 def test_charbonnier_known_value():

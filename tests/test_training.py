@@ -15,6 +15,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 import freqnet
+from freqnet.losses import LumaL1Loss
 from freqnet.cli import main
 from freqnet.training import Trainer, TrainingStopped, load_config
 from freqnet.training.config import LossWeights, OptimSection, Stage
@@ -304,6 +305,19 @@ def test_accumulated_passes_take_the_step_of_one_pass(tmp_path):
             assert [h[name] for h in runs[passes].history] == pytest.approx([h[name] for h in one.history], rel=1e-5)
         for key, value in one.model.state_dict().items():
             torch.testing.assert_close(runs[passes].model.state_dict()[key], value, rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_luma_loss_is_the_term_the_trainer_weighs(tmp_path):
+    """`losses.l1_y` reaches the step as LumaL1Loss of the output, in the total at its weight beside `l1`."""
+    trainer = Trainer(load_config(base=DDP_CONFIG, overrides=[("losses.l1", 0.25), ("losses.l1_y", 1.0)]),
+                      tmp_path / "run")
+    batch = next(trainer.batches())
+    output, terms = trainer.loss_terms(batch["lr"], batch["hr"], loss_weights(0, trainer.config.losses, []))
+    assert set(terms) == {"l1", "l1_y", "moe_aux"}
+    assert terms["l1_y"].item() == pytest.approx(LumaL1Loss()(output.float(), batch["hr"]).item(), rel=1e-6)
+    assert terms["l1_y"].item() < terms["l1"].item()  # Y's weights sum to 219/255 and chroma errors drop out
+    trainer.run()
+    assert [h["l1_y"] > 0 for h in trainer.history] == [True] * trainer.config.iterations
 
 
 def test_gan_training_with_accumulated_passes_updates_both_networks(tmp_path):

@@ -1,4 +1,5 @@
-"""Pixel-space losses: L1, MSE, Charbonnier, SSIM / MS-SSIM (differentiable), and an FFT (frequency) L1."""
+"""Pixel-space losses: L1 (on RGB or on PSNR-Y's luma), MSE, Charbonnier, SSIM / MS-SSIM (differentiable), and an
+FFT (frequency) L1."""
 
 from __future__ import annotations
 
@@ -6,10 +7,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..metrics import Y_WEIGHTS
+
 
 class L1Loss(nn.Module):
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(output, target)
+
+
+class LumaL1Loss(nn.Module):
+    """L1 on the Y channel the benchmarks score (BT.601, `freqnet.metrics`): the error PSNR-Y sees, chroma free.
+
+    Pair it with a smaller RGB `l1` weight so colour stays anchored; the constant offset of Y cancels."""
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if output.shape[1] != 3:
+            return F.l1_loss(output, target)
+        weights = torch.tensor(Y_WEIGHTS / 255.0, dtype=output.dtype, device=output.device).view(1, 3, 1, 1)
+        return F.l1_loss((output * weights).sum(1), (target * weights).sum(1))
 
 
 class MSELoss(nn.Module):

@@ -66,6 +66,7 @@ class DataSection:
 @dataclass
 class LossWeights:
     l1: float = 1.0
+    l1_y: float = 0.0  # L1 on the luma PSNR-Y scores; keep some `l1` beside it for colour
     mse: float = 0.0
     charbonnier: float = 0.0
     ssim: float = 0.0

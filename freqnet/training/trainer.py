@@ -27,7 +27,7 @@ from ..archs.layers import DropPath
 from ..archs.network import HybridMoEFreqNet
 from ..config import ModelConfig
 from ..data.datasets import HRFolderDataset, PairedFolderDataset, build_validation_set
-from ..losses import (CharbonnierLoss, FFTLoss, L1Loss, MSELoss, MSSSIMLoss, PerceptualLoss, SSIMLoss,
+from ..losses import (CharbonnierLoss, FFTLoss, L1Loss, LumaL1Loss, MSELoss, MSSSIMLoss, PerceptualLoss, SSIMLoss,
                       discriminator_loss, generator_loss)
 from ..models import CheckpointError, load_model, read_metadata, transfer_weights
 from ..precision import AUTOCAST_DTYPES, resolve_precision
@@ -39,7 +39,7 @@ from .logger import RunLogger
 from .schedule import loss_weights, lr_factor
 
 NO_DECAY_NAMES = ("bias_table", "log_cutoff")
-PIXEL_LOSSES = {"l1": L1Loss, "mse": MSELoss, "charbonnier": CharbonnierLoss, "ssim": SSIMLoss, "ms_ssim": MSSSIMLoss,
+PIXEL_LOSSES = {"l1": L1Loss, "l1_y": LumaL1Loss, "mse": MSELoss, "charbonnier": CharbonnierLoss, "ssim": SSIMLoss, "ms_ssim": MSSSIMLoss,
                 "fft": FFTLoss}
 
 
@@ -485,7 +485,7 @@ class Trainer:
             self.iteration += 1
             window_steps += 1
             self.history.append(logged)
-            logger.step({k: v for k, v in logged.items() if k in ("total", "l1", "perceptual", "gan")})
+            logger.step({k: v for k, v in logged.items() if k in ("total", "l1", "l1_y", "perceptual", "gan")})
             if logged["skipped"]:
                 logger.info(f"iteration {self.iteration}: non-finite loss or gradient, step skipped "
                             f"({self.bad_steps} in a row)")
