@@ -248,7 +248,8 @@ def run_eval(args: argparse.Namespace) -> int:
     baselines = () if args.no_baselines else ("bicubic",) if args.benchmark else ("bicubic", "lanczos")
     rows = evaluate(models, datasets, scale, args.crop_border, not args.rgb, lpips, baselines, args.seed,
                     progress=sys.stderr.isatty())
-    report = "\n".join(method_table(rows, datasets)) if args.benchmark else markdown(rows)
+    scored = f"on {'RGB' if args.rgb else 'Y'}, crop = {'scale' if args.crop_border is None else args.crop_border}"
+    report = "\n".join(method_table(rows, datasets, scored=scored)) if args.benchmark else markdown(rows)
     print(report)
     for (dataset,), scores in means(rows, lambda r: (r.dataset,)).items():
         print(f"{dataset}: " + ", ".join(f"{m} {v['psnr']:.3f} dB / {v['ssim']:.4f}" for m, v in scores.items()))

@@ -170,9 +170,9 @@ def means(rows: list[Row], key) -> dict[tuple, dict[str, dict[str, float]]]:
 
 
 def method_table(rows: list[Row], datasets: list[Dataset], extra: dict[str, dict[str, str]] | None = None,
-                 labels: dict[str, str] | None = None) -> list[str]:
+                 labels: dict[str, str] | None = None, scored: str = "on Y, crop = scale") -> list[str]:
     """The papers' table: one row per method, a PSNR / SSIM cell per dataset (plain means), then any `extra`
-    columns (header -> method -> cell); a line below says where each set's LR came from."""
+    columns (header -> method -> cell); a line below says how it was `scored` and where each set's LR came from."""
     extra, labels = extra or {}, labels or {}
     methods = list(rows[0].scores)
     grouped = means(rows, lambda r: (r.dataset,))
@@ -186,7 +186,7 @@ def method_table(rows: list[Row], datasets: list[Dataset], extra: dict[str, dict
         lines.append(f"| {labels.get(method, method)} | " + " | ".join(cells) + " |")
     noted = [d for d in datasets if d.note]
     if noted:
-        lines += ["", "PSNR / SSIM on Y, crop = scale. LR: " + "; ".join(f"{d.name} {d.note}" for d in noted) + "."]
+        lines += ["", f"PSNR / SSIM {scored}. LR: " + "; ".join(f"{d.name} {d.note}" for d in noted) + "."]
     return lines
 
 

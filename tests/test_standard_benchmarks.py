@@ -110,3 +110,16 @@ def test_onnx_model_scores_as_its_pytorch_original(tmp_path):
                     baselines=())
     for row in rows:
         assert row.scores["onnx"]["psnr"] == pytest.approx(row.scores["torch"]["psnr"], abs=0.01)
+
+
+def test_the_table_says_which_channel_and_crop_it_scored(tmp_path, capsys):
+    """`--rgb` and `--crop-border` change the numbers and the line under the table says so."""
+    toy_benchmark(tmp_path, np.random.default_rng(2))
+    tables = {}
+    for name, flags in {"y": [], "rgb": ["--rgb", "--crop-border", "2"]}.items():
+        assert main(["eval", "--benchmark", str(tmp_path), "--sets", "Toy", "--scale", "4", "--markdown",
+                     str(tmp_path / f"{name}.md"), *flags]) == 0
+        tables[name] = (tmp_path / f"{name}.md").read_text()
+    assert "PSNR / SSIM on Y, crop = scale. LR: Toy official LR." in tables["y"]
+    assert "PSNR / SSIM on RGB, crop = 2. LR: Toy official LR." in tables["rgb"]
+    assert tables["y"].splitlines()[2] != tables["rgb"].splitlines()[2]  # the bicubic row's scores differ
