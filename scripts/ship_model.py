@@ -191,7 +191,7 @@ def ship_run(args) -> str:
         f"- Training: `{config['name']}` config ({config_source(config['name'], args.run)}), {iteration} "
         f"iterations, batch "
         f"{config['data']['train']['batch_size']}, HR patch {config['data']['train']['patch_size']}, "
-        f"EMA weights; wall time {wall_seconds(args.run) / 60:.0f} min on {args.machine}.",
+        f"loss {loss_terms(config)}, EMA weights; wall time {wall_seconds(args.run) / 60:.0f} min on {args.machine}.",
         *([f"- {args.note}"] if args.note else []),
         f"- Held-out photos ({len({r.image for r in rows})}, full size, never trained on), "
         f"PSNR/SSIM on Y, crop {scale}, evaluation {time.perf_counter() - start:.0f} s (tiled):",
@@ -202,6 +202,12 @@ def ship_run(args) -> str:
         "<details><summary>per image</summary>", "", markdown(rows), "", "</details>",
         f"<!-- /card:{args.name} -->",
     ])
+
+
+def loss_terms(config: dict) -> str:
+    """The run's weighted losses as the card prints them, e.g. `0.25 l1 + 1 l1_y` (the MoE balance term left out)."""
+    weights = {k: v for k, v in config.get("losses", {"l1": 1.0}).items() if v and k != "moe_aux"}
+    return " + ".join(f"{v:g} {k}" for k, v in weights.items())
 
 
 def config_source(name: str, run: Path) -> str:
