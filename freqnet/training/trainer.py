@@ -39,8 +39,8 @@ from .logger import RunLogger
 from .schedule import loss_weights, lr_factor
 
 NO_DECAY_NAMES = ("bias_table", "log_cutoff")
-PIXEL_LOSSES = {"l1": L1Loss, "l1_y": LumaL1Loss, "mse": MSELoss, "charbonnier": CharbonnierLoss, "ssim": SSIMLoss, "ms_ssim": MSSSIMLoss,
-                "fft": FFTLoss}
+PIXEL_LOSSES = {"l1": L1Loss, "l1_y": LumaL1Loss, "mse": MSELoss, "charbonnier": CharbonnierLoss, "ssim": SSIMLoss,
+                "ms_ssim": MSSSIMLoss, "fft": FFTLoss}
 
 
 class TrainingStopped(RuntimeError):
