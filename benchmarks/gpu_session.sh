@@ -73,6 +73,9 @@ AGAIN_FROM=${AGAIN_FROM:-}
 ONLY=${ONLY:-}               # job names to run (space-separated; default all): fewer jobs share the GPU, each runs faster
 ITER_SCALE=${ITER_SCALE:-100}  # percent on every job's iterations, e.g. for ONLY's faster jobs
 SUB=${SUB:-384}              # sub-image side (step 3/4 of it): HR 256 crops still move inside a 384 sub-image
+# The classical jobs' loss: L1 on PSNR-Y's luma beside a quarter of RGB L1 (on the CPU, 2026-11-29, it took `x4` past
+# the plateau every L1 stage had stopped on: docs/models.md); LOSSES='' keeps the configs' plain L1.
+LOSSES=${LOSSES-losses.l1=0.25 losses.l1_y=1.0}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD:$(realpath -m "$INPUTS/pylib")
 mkdir -p "$OUT" "$RUNS/logs"
 LOGS=$RUNS/logs
@@ -130,13 +133,14 @@ for job in "${JOBS[@]}"; do
   eval set -- $job
   init=$1 iterations=$(( $3 * TRAIN_S * gain / 46000 * ITER_SCALE / 100 ))
   [ -n "$AGAIN_FROM" ] && init=$(newest_ema "$AGAIN_FROM/$1")
-  val=()
+  val=() loss=()
   [ -n "$7" ] && val=(--set data.val.hr="$INPUTS/Set5/HR" --set data.val.lr="$INPUTS/Set5/LR_bicubic/$7")
+  [[ "$2" == photos_x? ]] && for term in $LOSSES; do loss+=(--set "$term"); done
   train_job "$1" "configs/$2.yaml" --out "$RUNS/$1" \
     --set model.init="$init" --set iterations="$iterations" --set data.train.batch_size="$4" \
     --set data.train.patch_size="$5" --set data.train.hr="$TRAIN" --set data.train.workers=4 --set data.val.every=250 \
     --set optim.lr="$6" --set optim.warmup=100 --set ema.start=100 --set ema.decay=0.998 --set checkpoint.every=500 \
-    --set log.progress=false "${val[@]}" &
+    --set log.progress=false "${val[@]}" "${loss[@]}" &
 done
 wait
 echo "training: done at ${SECONDS}s"
