@@ -25,7 +25,6 @@ from freqnet.models import shipped_models  # noqa: E402
 from freqnet.precision import AUTOCAST_DTYPES  # noqa: E402
 
 PRESETS = ["tiny", "small", "base", "large"]
-DTYPES = AUTOCAST_DTYPES
 SAMPLES = Path(freqnet.__file__).parent / "assets" / "samples"
 DEVICE = torch.device("cuda")  # --device cpu: a dry run of the script's logic on a machine without a GPU
 
@@ -126,19 +125,19 @@ def latency(lines: list[str], height: int, width: int, compiled: list[str], peer
                 print(f"{name} {dtype}: {error}")
                 return "n/a"
 
-        cells = [eager_ms(at_precision(model, dtype), dtype) for dtype in DTYPES.values()]
+        cells = [eager_ms(at_precision(model, dtype), dtype) for dtype in AUTOCAST_DTYPES.values()]
         cells.append(f"{1e3 / float(cells[2]):.1f}" if cells[2] != "n/a" else "n/a")
         cells.append(eager_ms(model, torch.bfloat16))
         print(f"{name} eager fp32 / bf16 / fp16 ms, fp16 FPS, bf16 autocast only: {' / '.join(cells)}", flush=True)
         for precision in compiled:  # peers too: issue 14 compares compiled with compiled
             torch._dynamo.reset()
-            forward = torch.compile(at_precision(model, DTYPES[precision]), mode=mode)
+            forward = torch.compile(at_precision(model, AUTOCAST_DTYPES[precision]), mode=mode)
             start = time.perf_counter()
             try:
-                infer(forward, x, DTYPES[precision])
+                infer(forward, x, AUTOCAST_DTYPES[precision])
                 synchronize()
                 compile_s = time.perf_counter() - start
-                cells.append(f"{gpu_ms(lambda: infer(forward, x, DTYPES[precision])):.1f} ({compile_s:.0f})")
+                cells.append(f"{gpu_ms(lambda: infer(forward, x, AUTOCAST_DTYPES[precision])):.1f} ({compile_s:.0f})")
             except Exception as error:  # a peer inductor cannot run compiled: say so rather than stop
                 print(f"{name} compiled {precision}: {type(error).__name__}: {str(error)[:300]}")
                 cells.append("failed")
@@ -231,7 +230,7 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=["parity", "latency", "profile", "train"],
                         choices=["parity", "latency", "profile", "train", "compile"])
     parser.add_argument("--presets", nargs="+", default=PRESETS, help="presets for latency and training speed")
-    parser.add_argument("--latency-compiled", nargs="*", default=[], choices=list(DTYPES),
+    parser.add_argument("--latency-compiled", nargs="*", default=[], choices=list(AUTOCAST_DTYPES),
                         help="precisions to time compiled in --sections latency (each compiles once per preset)")
     parser.add_argument("--peers", nargs="*", default=["SPAN", "PLKSR-tiny", "SAFMN"],
                         help="peers timed beside the presets in --sections latency (benchmarks/peers.py names)")

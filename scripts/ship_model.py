@@ -206,7 +206,7 @@ def ship_run(args) -> str:
 
 def loss_terms(config: dict) -> str:
     """The run's weighted losses as the card prints them, e.g. `0.25 l1 + 1 l1_y` (the MoE balance term left out)."""
-    weights = {k: v for k, v in config.get("losses", {"l1": 1.0}).items() if v and k != "moe_aux"}
+    weights = {k: v for k, v in config["losses"].items() if v and k != "moe_aux"}
     return " + ".join(f"{v:g} {k}" for k, v in weights.items())
 
 
